@@ -1,0 +1,1 @@
+"""polyact.bench"""

@@ -1,0 +1,124 @@
+"""The `polyact` command: `polyact COMMAND [key=value ...]`, each command configured by a dataclass.
+
+Commands are imported only when run, so `polyact --help` is instant. A bad key or value, an unknown
+task or a malformed dataset ends the command with one line saying what was wrong (exit code 2);
+a kill or Ctrl-C leaves datasets consistent and the same command resumes.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from polyact.errors import PolyactError, unknown_name
+
+
+@dataclass(frozen=True)
+class Command:
+    summary: str
+    config: str  # "module:Class" of the dataclass schema
+    run: str  # "module:function" taking the config
+
+
+COMMANDS: dict[str, Command] = {
+    "quickstart": Command(
+        "the main job on embedded defaults: collect MT10 demonstrations and summarise the dataset",
+        "polyact.quickstart:QuickstartConfig",
+        "polyact.quickstart:run",
+    ),
+    "collect": Command(
+        "record scripted demonstrations of a task set into a dataset (resumable)",
+        "polyact.data.collect:CollectConfig",
+        "polyact.data.collect:run",
+    ),
+    "eval": Command(
+        "roll a policy (policy=expert or a checkpoint dir) out on a task set: success rates with 95% "
+        "intervals, chart, videos (resumable)",
+        "polyact.eval.config:EvalConfig",
+        "polyact.eval.run:run",
+    ),
+    "eval-compare": Command(
+        "two or more `polyact eval` runs side by side: runs=[DIR,DIR,...] -> Markdown table and bar chart",
+        "polyact.eval.compare:CompareConfig",
+        "polyact.eval.compare:run",
+    ),
+}
+PLAIN_COMMANDS = {
+    "data info": "polyact data info PATH      episodes per task, lengths, success, features, size on disk",
+    "data verify": "polyact data verify PATH    read every episode file and chunk, checking checksums",
+    "tasks": "polyact tasks [NAME]        task sets and tasks of every suite (or of one task set)",
+}
+
+
+def _load(ref: str) -> Callable:
+    module, _, name = ref.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _usage() -> str:
+    lines = ["usage: polyact COMMAND [key=value ...]   (polyact COMMAND --help shows its config)", "", "commands:"]
+    lines += [f"  polyact {name:<20} {cmd.summary}" for name, cmd in COMMANDS.items()]
+    lines += [f"  {line}" for line in PLAIN_COMMANDS.values()]
+    return "\n".join(lines)
+
+
+def _run_configured(name: str, args: list[str]) -> None:
+    from polyact.config import load_config, to_yaml
+
+    command = COMMANDS[name]
+    schema = _load(command.config)
+    if "--help" in args or "-h" in args:
+        print(f"polyact {name}: {command.summary}\n\n{(schema.__doc__ or '').strip()}\n\ndefaults:\n{to_yaml(schema())}")
+        return
+    cfg = load_config(schema, args)
+    _load(command.run)(cfg)
+
+
+def _run_plain(name: str, args: list[str]) -> None:
+    if name == "tasks":
+        from polyact.envs.registry import all_suites, resolve_tasks
+
+        if args:
+            suite, tasks = resolve_tasks(args[0])
+            print(f"{args[0]} ({suite.name}): {' '.join(tasks)}")
+            return
+        for suite in all_suites():
+            print(f"{suite.name}:")
+            for set_name, tasks in suite.task_sets.items():
+                print(f"  {set_name:<12} {len(tasks):>3} tasks")
+            print(f"  tasks: {' '.join(suite.tasks)}")
+        return
+    if len(args) != 1:
+        raise PolyactError(f"usage: {PLAIN_COMMANDS[name]}")
+    from polyact.data import format_info, verify_dataset
+
+    print(format_info(args[0]) if name == "data info" else verify_dataset(args[0]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0
+    name = " ".join(args[:2]) if " ".join(args[:2]) in PLAIN_COMMANDS else args[0]
+    rest = args[len(name.split()) :]
+    try:
+        if name in COMMANDS:
+            _run_configured(name, rest)
+        elif name in PLAIN_COMMANDS:
+            _run_plain(name, rest)
+        else:
+            raise unknown_name("command", name, [*COMMANDS, *PLAIN_COMMANDS])
+    except PolyactError as err:
+        print(f"polyact {name}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"polyact {name}: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,295 @@
+"""Recording scripted demonstrations into a dataset, in parallel worker processes, resumably.
+
+Each task's attempts use seeds `seed, seed+1, ...` in order, and episodes are committed in seed order
+whatever order the workers finish in, so a dataset holds exactly the first N successful seeds of each
+task. That makes collection deterministic and resumable: after a kill, the same command finds each
+task's last committed seed in the dataset and carries on after it.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from polyact.data.episode import Episode
+from polyact.envs.base import PolyactEnv
+from polyact.envs.config import EVAL_SEED_BASE, EnvConfig
+from polyact.envs.registry import Expert, make_env, make_expert, resolve_tasks, suite
+from polyact.errors import ConfigError
+
+
+@dataclass
+class CollectConfig:
+    """`polyact collect`: scripted demonstrations of a task set into the dataset at `out`."""
+
+    out: str = "datasets/demos"
+    env: EnvConfig = field(default_factory=EnvConfig)
+    episodes_per_task: int = 10
+    successes_only: bool = True  # keep only successful demonstrations
+    stop_on_success: bool = True  # end a demonstration at the first step where the task succeeds
+    seed: int = 0  # first seed of every task's attempts
+    workers: int = 0  # worker processes; 0 = one per CPU core
+    max_attempts_per_task: int = 0  # 0 = 3 x episodes_per_task + 10
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.episodes_per_task < 1:
+            raise ConfigError(f"episodes_per_task must be >= 1, got {self.episodes_per_task}")
+        if not 0 <= self.seed < EVAL_SEED_BASE:
+            raise ConfigError(
+                f"seed must be in [0, {EVAL_SEED_BASE}): seeds from {EVAL_SEED_BASE} up are kept for evaluation"
+            )
+        if self.workers < 0:
+            raise ConfigError(f"workers must be >= 0 (0 = one per CPU core), got {self.workers}")
+        if self.max_attempts_per_task < 0:
+            raise ConfigError(f"max_attempts_per_task must be >= 0, got {self.max_attempts_per_task}")
+
+    @property
+    def attempts_limit(self) -> int:
+        return self.max_attempts_per_task or 3 * self.episodes_per_task + 10
+
+    def identity(self) -> dict[str, Any]:
+        """The settings a dataset must have been collected with to be extended by this config."""
+        env = asdict(self.env)
+        return {
+            "env": env,
+            "seed": self.seed,
+            "successes_only": self.successes_only,
+            "stop_on_success": self.stop_on_success,
+        }
+
+
+def record_episode(env: PolyactEnv, expert: Expert, seed: int, stop_on_success: bool = True) -> Episode:
+    """Roll the expert out from `reset(seed)` until success (if asked), termination or truncation."""
+    obs, info = env.reset(seed=seed)
+    expert.reset()
+    frames: list[dict[str, Any]] = []
+    actions, rewards, successes = [], [], []
+    while True:
+        action = expert.act(obs, info)
+        frames.append({k: v for k, v in obs.items() if k != "instruction"})
+        obs, reward, terminated, truncated, info = env.step(action)
+        actions.append(env.contract.check_action(action))
+        rewards.append(reward)
+        successes.append(info["success"])
+        if (stop_on_success and info["success"]) or terminated or truncated:
+            break
+    return Episode(
+        task=env.task,
+        instruction=env.instruction,
+        seed=seed,
+        success=bool(any(successes)),
+        observations={k: np.stack([f[k] for f in frames]) for k in frames[0]},
+        actions=np.stack(actions).astype(np.float32),
+        rewards=np.asarray(rewards, np.float32),
+        successes=np.asarray(successes, bool),
+    )
+
+
+_WORKER_ENVS: dict[str, tuple[PolyactEnv, Expert]] = {}
+
+
+def _record_in_worker(task: str, seed: int, env_cfg: EnvConfig, stop_on_success: bool) -> Episode:
+    """Runs in a worker process; keeps one environment per task for the worker's lifetime."""
+    if task not in _WORKER_ENVS:
+        env = make_env(task, env_cfg)
+        _WORKER_ENVS[task] = (env, make_expert(env))
+    env, expert = _WORKER_ENVS[task]
+    episode = record_episode(env, expert, seed, stop_on_success)
+    annotate = suite(env.contract.suite).annotate
+    if annotate is not None:
+        episode.extra.update(annotate(episode))
+    return episode
+
+
+@dataclass
+class TaskProgress:
+    """Where one task's collection stands; results wait in `pending` until their seed's turn."""
+
+    task: str
+    next_seed: int  # the next seed to hand to a worker
+    commit_seed: int  # the next seed to commit (all earlier seeds are resolved)
+    first_seed: int
+    kept: int = 0
+    successes: int = 0
+    in_flight: int = 0
+    pending: dict[int, Episode] = field(default_factory=dict)
+
+    @property
+    def attempts(self) -> int:
+        return self.commit_seed - self.first_seed
+
+
+@dataclass
+class CollectReport:
+    path: str
+    tasks: list[TaskProgress]
+    episodes_per_task: int
+
+    def table(self) -> str:
+        rows = [f"{'task':<32} {'kept':>5} {'attempts':>8} {'expert success':>15}"]
+        for t in self.tasks:
+            rate = 100.0 * t.successes / t.attempts if t.attempts else float("nan")
+            rows.append(f"{t.task:<32} {t.kept:>5} {t.attempts:>8} {rate:>14.1f}%")
+        attempts = sum(t.attempts for t in self.tasks)
+        successes = sum(t.successes for t in self.tasks)
+        mean = 100.0 * successes / attempts if attempts else float("nan")
+        rows.append(f"{'all':<32} {sum(t.kept for t in self.tasks):>5} {attempts:>8} {mean:>14.1f}%")
+        return "\n".join(rows)
+
+
+def collect(cfg: CollectConfig) -> CollectReport:
+    """Fill (or resume filling) the dataset at `cfg.out` with `episodes_per_task` demonstrations per task."""
+    from polyact.data import DatasetWriter
+
+    _, tasks = resolve_tasks(cfg.env.tasks)
+    writer = _open_or_create(cfg, tasks)
+    try:
+        progress = _resume_state(cfg, tasks, writer.episodes)
+        _run(cfg, progress, writer)
+    finally:
+        writer.close()
+    return CollectReport(str(cfg.out), list(progress.values()), cfg.episodes_per_task)
+
+
+def _open_or_create(cfg: CollectConfig, tasks: tuple[str, ...]):
+    from polyact.data import DatasetWriter
+
+    path = Path(cfg.out)
+    if (path / "meta.json").exists():
+        writer = DatasetWriter.open(path)
+        recorded = writer.metadata.get("collection")
+        if recorded != cfg.identity():
+            writer.close()
+            raise ConfigError(
+                f"{path} was collected with settings {recorded}, but this command asks for {cfg.identity()}; "
+                "run it with the same settings to resume or extend it, or choose another `out`"
+            )
+        return writer
+    probe = make_env(tasks[0], cfg.env)
+    spec = replace(probe.contract, tasks=tasks)
+    probe.close()
+    return DatasetWriter.create(
+        path,
+        features=spec.features(),
+        action=spec.action_feature(),
+        env_spec=spec,
+        fps=spec.control_hz,
+        tasks={t: [] for t in tasks},
+        metadata={"collection": cfg.identity()},
+    )
+
+
+def _resume_state(cfg: CollectConfig, tasks: tuple[str, ...], episodes: list[Any]) -> dict[str, TaskProgress]:
+    progress = {t: TaskProgress(t, cfg.seed, cfg.seed, cfg.seed) for t in tasks}
+    for ep in episodes:
+        p = progress.get(ep.task)
+        if p is None:
+            continue
+        p.kept += 1
+        p.successes += int(ep.success)
+        p.commit_seed = p.next_seed = max(p.commit_seed, ep.seed + 1)
+    return progress
+
+
+def _wanted(cfg: CollectConfig, p: TaskProgress) -> int:
+    """How many more attempts of this task to start now: no more than could still be kept."""
+    remaining = cfg.episodes_per_task - p.kept - len([e for e in p.pending.values() if _keep(cfg, e)])
+    budget = cfg.attempts_limit - (p.next_seed - p.first_seed)
+    return max(0, min(remaining - p.in_flight, budget))
+
+
+def _keep(cfg: CollectConfig, episode: Episode) -> bool:
+    return episode.success or not cfg.successes_only
+
+
+def _next_jobs(cfg: CollectConfig, progress: dict[str, TaskProgress], slots: int) -> Iterator[tuple[str, int]]:
+    """Round-robin over tasks, so every task advances and the progress bar means something."""
+    while slots > 0:
+        started = False
+        for p in progress.values():
+            if slots > 0 and _wanted(cfg, p) > 0:
+                yield p.task, p.next_seed
+                p.next_seed += 1
+                p.in_flight += 1
+                slots -= 1
+                started = True
+        if not started:
+            return
+
+
+def _commit_ready(cfg: CollectConfig, p: TaskProgress, writer: Any) -> int:
+    """Commit the task's pending results in seed order; returns how many episodes were written."""
+    written = 0
+    while p.commit_seed in p.pending:
+        episode = p.pending.pop(p.commit_seed)
+        p.commit_seed += 1
+        if p.kept >= cfg.episodes_per_task:
+            continue
+        p.successes += int(episode.success)
+        if _keep(cfg, episode):
+            writer.add_episode(episode)
+            p.kept += 1
+            written += 1
+    return written
+
+
+def _run(cfg: CollectConfig, progress: dict[str, TaskProgress], writer: Any) -> None:
+    workers = cfg.workers or os.cpu_count() or 1
+    total = cfg.episodes_per_task * len(progress)
+    bar = tqdm(
+        total=total,
+        initial=sum(min(p.kept, cfg.episodes_per_task) for p in progress.values()),
+        desc=f"collect {cfg.env.tasks}",
+        unit="ep",
+        disable=not cfg.progress,
+    )
+    futures: dict[Future, tuple[str, int]] = {}
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        try:
+            while True:
+                for task, seed in _next_jobs(cfg, progress, 2 * workers - len(futures)):
+                    job = pool.submit(_record_in_worker, task, seed, cfg.env, cfg.stop_on_success)
+                    futures[job] = (task, seed)
+                if not futures:
+                    break
+                done, _ = wait(futures, return_when=FIRST_COMPLETED)
+                for job in done:
+                    task, seed = futures.pop(job)
+                    p = progress[task]
+                    p.in_flight -= 1
+                    try:
+                        p.pending[seed] = job.result()
+                    except Exception as err:
+                        raise RuntimeError(f"recording {task} with seed {seed} failed in a worker: {err}") from err
+                    bar.update(_commit_ready(cfg, p, writer))
+                attempts = sum(p.attempts for p in progress.values())
+                successes = sum(p.successes for p in progress.values())
+                bar.set_postfix(attempts=attempts, expert_success=f"{100 * successes / max(attempts, 1):.0f}%")
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        finally:
+            bar.close()
+
+
+def run(cfg: CollectConfig) -> CollectReport:
+    """`polyact collect`: collect, then print each task's kept episodes and expert success."""
+    report = collect(cfg)
+    print(f"\nscripted demonstrations in {cfg.out}:\n{report.table()}")
+    for t in report.tasks:
+        if t.kept < cfg.episodes_per_task:
+            print(
+                f"warning: {t.task} kept {t.kept} of {cfg.episodes_per_task} episodes after {t.attempts} attempts "
+                f"(max_attempts_per_task={cfg.attempts_limit})"
+            )
+    return report

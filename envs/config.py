@@ -1,0 +1,45 @@
+"""The environment part of every command's config: which tasks, which cameras, how to render."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from polyact.errors import ConfigError, unknown_name
+
+
+EVAL_SEED_BASE = 1_000_000
+"""Evaluation episodes use seeds from here up and demonstrations stay below, so that no evaluation
+episode starts from a state a policy was trained on."""
+
+
+@dataclass
+class EnvConfig:
+    """Environment settings shared by collection, evaluation and deployment.
+
+    `tasks` names a task set of a suite (`MT10`, `MT50`, `ML10-train`, `ML45-test`, ... for Meta-World)
+    or a single task (`reach-v3`); `polyact.envs.resolve_tasks` lists them all. Empty `cameras` or a
+    zero `max_episode_steps` mean the suite's default.
+    """
+
+    tasks: str = "MT10"
+    cameras: list[str] = field(default_factory=list)
+    height: int = 128
+    width: int = 128
+    render_quality: str = "fast"
+    max_episode_steps: int = 0
+    action_mode: str = "default"
+
+    def __post_init__(self) -> None:
+        from polyact.envs.registry import resolve_tasks
+        from polyact.envs.rendering import QUALITIES
+
+        suite, _ = resolve_tasks(self.tasks)
+        for cam in self.cameras:
+            if suite.cameras and cam not in suite.cameras:
+                raise unknown_name(f"{suite.name} camera (env.cameras)", cam, suite.cameras)
+        if self.render_quality not in QUALITIES:
+            raise unknown_name("render quality (env.render_quality)", self.render_quality, QUALITIES)
+        if self.height < 8 or self.width < 8:
+            raise ConfigError(f"env.height and env.width must be at least 8 pixels, got {self.height}x{self.width}")
+        if self.max_episode_steps < 0:
+            raise ConfigError(f"env.max_episode_steps must be >= 0 (0 = the suite's default), got {self.max_episode_steps}")

@@ -1,0 +1,212 @@
+"""The observation/action contract that every polyact environment speaks.
+
+This docstring is the one place the contract is written down. Datasets, policies, evaluation and
+deployment read observations only through the keys below, so they work on every suite unchanged.
+
+Observation: a dict for one step (no batch axis)
+
+    key                    dtype    shape       meaning
+    rgb/<camera>           uint8    (H, W, 3)   colour image, row 0 at the top
+    depth/<camera>         float32  (H, W)      z-depth (distance along the optical axis), metres
+    intrinsics/<camera>    float32  (3, 3)      pinhole matrix K: pixel (row r, col c) has its centre at
+                                                (u, v) = (c + 0.5, r + 0.5), and a point (x, y, z) in the
+                                                camera frame lands on u = fx x / z + cx, v = fy y / z + cy
+    extrinsics/<camera>    float32  (4, 4)      camera-to-world transform, OpenCV camera axes
+                                                (x right, y down, z forward); updated every step, so
+                                                cameras mounted on the robot are described too
+    state                  float32  (S,)        proprioception, named by EnvSpec.state_names
+                                                (end-effector position in metres, gripper opening, ...)
+    goal                   float32  (G,)        what success depends on that no camera shows, named by
+                                                EnvSpec.goal_names (Meta-World: the goal position, which is
+                                                an invisible or pixel-sized site); absent when G == 0
+    instruction            str                  the episode's natural-language instruction
+
+Action: float32 (A,), one control step. EnvSpec.action gives each dimension's name, bounds and the
+semantics in words; environments clip to the bounds and raise ContractError for a wrong shape or a
+non-finite value.
+
+Step info: `info["success"]` (bool, the task's own success test on simulator state, true at any step
+counts) and `info["privileged"]` (suite-specific simulator state for scripted experts; never given to
+policies).
+
+Every camera yields rgb, depth, intrinsics and extrinsics. World frame: z up, metres.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from polyact.errors import ContractError
+
+INSTRUCTION_MAX_CHARS = 256
+_INSTRUCTION_CHARSET = string.printable
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """The dtype and per-step shape of one observation or action feature."""
+
+    dtype: str
+    shape: tuple[int, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"dtype": self.dtype, "shape": list(self.shape)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> FeatureSpec:
+        return cls(dtype=str(d["dtype"]), shape=tuple(int(s) for s in d["shape"]))
+
+
+@dataclass(frozen=True)
+class CameraSpec:
+    name: str
+    height: int
+    width: int
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """Names, bounds and meaning of each action dimension."""
+
+    names: tuple[str, ...]
+    low: tuple[float, ...]
+    high: tuple[float, ...]
+    semantics: str
+
+    @property
+    def dim(self) -> int:
+        return len(self.names)
+
+    def __post_init__(self) -> None:
+        if not (len(self.names) == len(self.low) == len(self.high)):
+            raise ContractError(
+                f"action spec has {len(self.names)} names, {len(self.low)} lows and {len(self.high)} highs; "
+                "they must be equal"
+            )
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """What an environment observes and accepts: enough to build a policy or a dataset for it."""
+
+    suite: str
+    tasks: tuple[str, ...]
+    cameras: tuple[CameraSpec, ...]
+    state_names: tuple[str, ...]
+    goal_names: tuple[str, ...]
+    action: ActionSpec
+    control_hz: float
+    max_episode_steps: int
+    notes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def camera_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.cameras)
+
+    def features(self) -> dict[str, FeatureSpec]:
+        """Array features of an observation (everything but the instruction string)."""
+        out: dict[str, FeatureSpec] = {}
+        for cam in self.cameras:
+            out[f"rgb/{cam.name}"] = FeatureSpec("uint8", (cam.height, cam.width, 3))
+            out[f"depth/{cam.name}"] = FeatureSpec("float32", (cam.height, cam.width))
+            out[f"intrinsics/{cam.name}"] = FeatureSpec("float32", (3, 3))
+            out[f"extrinsics/{cam.name}"] = FeatureSpec("float32", (4, 4))
+        out["state"] = FeatureSpec("float32", (len(self.state_names),))
+        if self.goal_names:
+            out["goal"] = FeatureSpec("float32", (len(self.goal_names),))
+        return out
+
+    def action_feature(self) -> FeatureSpec:
+        return FeatureSpec("float32", (self.action.dim,))
+
+    def observation_space(self) -> spaces.Dict:
+        """The gymnasium space of one observation (used by the vector API)."""
+        members: dict[str, spaces.Space] = {}
+        for key, feat in self.features().items():
+            if feat.dtype == "uint8":
+                members[key] = spaces.Box(0, 255, feat.shape, np.uint8)
+            else:
+                members[key] = spaces.Box(-np.inf, np.inf, feat.shape, np.float32)
+        members["instruction"] = spaces.Text(
+            max_length=INSTRUCTION_MAX_CHARS, min_length=1, charset=_INSTRUCTION_CHARSET
+        )
+        return spaces.Dict(members)
+
+    def action_space(self) -> spaces.Box:
+        return spaces.Box(
+            np.asarray(self.action.low, np.float32), np.asarray(self.action.high, np.float32), dtype=np.float32
+        )
+
+    def check_observation(self, obs: Mapping[str, Any]) -> None:
+        """Raise ContractError naming the first key whose presence, dtype or shape is wrong."""
+        expected = self.features()
+        missing = [k for k in [*expected, "instruction"] if k not in obs]
+        if missing:
+            raise ContractError(f"observation lacks {missing}; expected keys: {sorted([*expected, 'instruction'])}")
+        unexpected = sorted(set(obs) - set(expected) - {"instruction"})
+        if unexpected:
+            raise ContractError(f"observation has keys outside the contract: {unexpected}")
+        for key, feat in expected.items():
+            check_array(key, obs[key], feat)
+        instruction = obs["instruction"]
+        if not isinstance(instruction, str) or not instruction or len(instruction) > INSTRUCTION_MAX_CHARS:
+            raise ContractError(
+                f"instruction must be a non-empty str of at most {INSTRUCTION_MAX_CHARS} characters, "
+                f"got {instruction!r:.80}"
+            )
+
+    def check_action(self, action: Any) -> np.ndarray:
+        """The action as float32 (A,), or ContractError if its shape is wrong or a value is not finite."""
+        arr = np.asarray(action)
+        if arr.shape != (self.action.dim,):
+            raise ContractError(
+                f"action has shape {arr.shape}; expected ({self.action.dim},) = {list(self.action.names)}"
+            )
+        if not np.issubdtype(arr.dtype, np.number):
+            raise ContractError(f"action has dtype {arr.dtype}; expected a float array")
+        arr = arr.astype(np.float32)
+        if not np.all(np.isfinite(arr)):
+            raise ContractError(f"action has non-finite values: {arr.tolist()}")
+        return arr
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["cameras"] = [asdict(c) for c in self.cameras]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> EnvSpec:
+        a = d["action"]
+        return cls(
+            suite=str(d["suite"]),
+            tasks=tuple(d["tasks"]),
+            cameras=tuple(CameraSpec(str(c["name"]), int(c["height"]), int(c["width"])) for c in d["cameras"]),
+            state_names=tuple(d["state_names"]),
+            goal_names=tuple(d["goal_names"]),
+            action=ActionSpec(tuple(a["names"]), tuple(a["low"]), tuple(a["high"]), str(a["semantics"])),
+            control_hz=float(d["control_hz"]),
+            max_episode_steps=int(d["max_episode_steps"]),
+            notes=dict(d.get("notes", {})),
+        )
+
+
+def check_array(key: str, value: Any, feat: FeatureSpec) -> None:
+    """Raise ContractError if `value` is not an ndarray of exactly `feat`'s dtype and shape."""
+    if not isinstance(value, np.ndarray):
+        raise ContractError(f"{key}: expected a numpy array {feat.dtype}{list(feat.shape)}, got {type(value).__name__}")
+    if value.dtype != np.dtype(feat.dtype) or value.shape != feat.shape:
+        raise ContractError(
+            f"{key}: got {value.dtype}{list(value.shape)}, expected {feat.dtype}{list(feat.shape)}"
+        )
+
+
+def intrinsics_from_fovy(fovy_degrees: float, height: int, width: int) -> np.ndarray:
+    """Pinhole K of a camera with vertical field of view `fovy` and square pixels (MuJoCo's model)."""
+    fy = 0.5 * height / np.tan(np.deg2rad(fovy_degrees) / 2.0)
+    return np.array([[fy, 0.0, width / 2.0], [0.0, fy, height / 2.0], [0.0, 0.0, 1.0]], dtype=np.float32)
