@@ -24,9 +24,14 @@ class Command:
 
 COMMANDS: dict[str, Command] = {
     "quickstart": Command(
-        "the main job on embedded defaults: collect MT10 demonstrations and summarise the dataset",
+        "the main job on embedded defaults: MT10 demonstrations, a small policy trained on the CPU, its evaluation",
         "polyact.quickstart:QuickstartConfig",
         "polyact.quickstart:run",
+    ),
+    "train": Command(
+        "train a policy on a dataset (resumable; data-parallel under torchrun)",
+        "polyact.train.config:TrainConfig",
+        "polyact.train.loop:run",
     ),
     "collect": Command(
         "record scripted demonstrations of a task set into a dataset (resumable)",
@@ -34,13 +39,12 @@ COMMANDS: dict[str, Command] = {
         "polyact.data.collect:run",
     ),
     "eval": Command(
-        "roll a policy (policy=expert or a checkpoint dir) out on a task set: success rates with 95% "
-        "intervals, chart, videos (resumable)",
+        "success rates (95% intervals), chart and videos of a policy (expert or a checkpoint) on a task set",
         "polyact.eval.config:EvalConfig",
         "polyact.eval.run:run",
     ),
-    "eval-compare": Command(
-        "two or more `polyact eval` runs side by side: runs=[DIR,DIR,...] -> Markdown table and bar chart",
+    "eval compare": Command(
+        "`polyact eval` runs side by side: runs=[DIR,DIR,...] -> Markdown table and bar chart",
         "polyact.eval.compare:CompareConfig",
         "polyact.eval.compare:run",
     ),
@@ -70,7 +74,9 @@ def _run_configured(name: str, args: list[str]) -> None:
     command = COMMANDS[name]
     schema = _load(command.config)
     if "--help" in args or "-h" in args:
-        print(f"polyact {name}: {command.summary}\n\n{(schema.__doc__ or '').strip()}\n\ndefaults:\n{to_yaml(schema())}")
+        print(
+            f"polyact {name}: {command.summary}\n\n{(schema.__doc__ or '').strip()}\n\ndefaults:\n{to_yaml(schema())}"
+        )
         return
     cfg = load_config(schema, args)
     _load(command.run)(cfg)
@@ -94,7 +100,15 @@ def _run_plain(name: str, args: list[str]) -> None:
         raise PolyactError(f"usage: {PLAIN_COMMANDS[name]}")
     from polyact.data import format_info, verify_dataset
 
-    print(format_info(args[0]) if name == "data info" else verify_dataset(args[0]))
+    if name == "data info":
+        print(format_info(args[0]))
+        return
+    problems = verify_dataset(args[0])
+    for problem in problems:
+        print(problem)
+    if problems:
+        raise PolyactError(f"{args[0]}: {len(problems)} problem(s) found")
+    print(f"{args[0]}: every episode file and chunk is sound")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args or args[0] in ("-h", "--help", "help"):
         print(_usage())
         return 0
-    name = " ".join(args[:2]) if " ".join(args[:2]) in PLAIN_COMMANDS else args[0]
+    two_words = " ".join(args[:2])
+    name = two_words if two_words in COMMANDS or two_words in PLAIN_COMMANDS else args[0]
     rest = args[len(name.split()) :]
     try:
         if name in COMMANDS:

@@ -1,32 +1,112 @@
-"""The main job on embedded defaults, with no server and no download.
+"""The main job on embedded defaults: demonstrations, a policy trained on the CPU, its evaluation.
 
-Today: collect scripted MT10 demonstrations in parallel and summarise the dataset. The policy and
-evaluation stages join it as they land (issues 3 and 4).
+No server, no download, no GPU: scripted MT10 demonstrations are collected in parallel, a `small`
+policy is trained on them for a fixed budget, and it is evaluated in simulation on seeds disjoint from
+the demonstrations'. Every stage resumes when the command is run again.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from polyact.data.collect import CollectConfig
-from polyact.data.collect import run as run_collect
+from polyact.data.collect import CollectConfig, collect
 from polyact.envs.config import EnvConfig
+from polyact.errors import ConfigError
+from polyact.eval.config import EvalConfig
+from polyact.eval.results import markdown
+from polyact.eval.run import evaluate
+from polyact.policies.config import HeadConfig, PolicyConfig, TextConfig
+from polyact.train.config import OptimConfig, TrainConfig
+from polyact.train.loop import train
 
 
-def _demo_defaults() -> CollectConfig:
-    return CollectConfig(out="runs/quickstart/demos", env=EnvConfig(tasks="MT10"), episodes_per_task=5)
+def _cpu_policy() -> PolicyConfig:
+    """`small`, with the trunk's token count halved for the CPU: one pooled instruction token and one
+    readout token decoded into the whole L1 chunk."""
+    return PolicyConfig(size="small", text=TextConfig(pool=True), head=HeadConfig(name="l1", readouts=1))
 
 
 @dataclass
 class QuickstartConfig:
-    """`polyact quickstart`: MT10 demonstrations into runs/quickstart/demos, then a dataset summary."""
+    """`polyact quickstart`: collect, train and evaluate in `out` (demos/, train/, eval/)."""
 
-    collect: CollectConfig = field(default_factory=_demo_defaults)
+    out: str = "runs/quickstart"
+    tasks: str = "MT10"
+    camera: str = "corner"
+    image_size: int = 64
+    demos_per_task: int = 30
+    policy: PolicyConfig = field(default_factory=_cpu_policy)
+    train_steps: int = 3600  # the schedule's length; training stops earlier if train_minutes run out
+    train_minutes: float = 16.0
+    batch_size: int = 64
+    lr: float = 1e-3
+    eval_episodes_per_task: int = 10
+    episode_steps: int = 0  # evaluation episodes' step limit; 0 = the suite's (Meta-World: 500)
+    workers: int = 0  # collection and evaluation processes; 0 = one per CPU core
+
+    def __post_init__(self) -> None:
+        if min(self.demos_per_task, self.train_steps, self.eval_episodes_per_task, self.image_size) < 1:
+            raise ConfigError("demos_per_task, train_steps, eval_episodes_per_task and image_size must be >= 1")
+
+    def env(self, max_episode_steps: int = 0) -> EnvConfig:
+        return EnvConfig(
+            tasks=self.tasks,
+            cameras=[self.camera],
+            height=self.image_size,
+            width=self.image_size,
+            max_episode_steps=max_episode_steps,
+        )
 
 
-def run(cfg: QuickstartConfig) -> None:
-    from polyact.data import format_info
+def run(cfg: QuickstartConfig) -> dict:
+    out = Path(cfg.out)
+    timings = {}
 
-    run_collect(cfg.collect)
+    started = time.monotonic()
+    report = collect(
+        CollectConfig(out=str(out / "demos"), env=cfg.env(), episodes_per_task=cfg.demos_per_task, workers=cfg.workers)
+    )
+    timings["collect"] = time.monotonic() - started
+    print(f"\nscripted demonstrations in {out / 'demos'}:\n{report.table()}\n")
+
+    started = time.monotonic()
+    policy_dir = train(
+        TrainConfig(
+            dataset=str(out / "demos"),
+            out=str(out / "train"),
+            policy=cfg.policy,
+            steps=cfg.train_steps,
+            batch_size=cfg.batch_size,
+            optim=OptimConfig(lr=cfg.lr, warmup_steps=300),
+            num_workers=1,
+            max_minutes=cfg.train_minutes,
+            checkpoint_every=500,
+            log_every=50,
+        )
+    )
+    timings["train"] = time.monotonic() - started
+
+    started = time.monotonic()
+    results = evaluate(
+        EvalConfig(
+            policy=str(policy_dir),
+            env=cfg.env(cfg.episode_steps),
+            episodes_per_task=cfg.eval_episodes_per_task,
+            workers=cfg.workers,
+            out=str(out / "eval"),
+            train_dataset=str(out / "demos"),
+        )
+    )
+    timings["eval"] = time.monotonic() - started
+
     print()
-    print(format_info(cfg.collect.out))
+    print(markdown(results))
+    print(
+        "minutes: "
+        + ", ".join(f"{stage} {seconds / 60:.1f}" for stage, seconds in timings.items())
+        + f" (total {sum(timings.values()) / 60:.1f})"
+    )
+    print(f"policy: {policy_dir}; results, chart and videos: {out / 'eval'}")
+    return results

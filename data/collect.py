@@ -148,7 +148,6 @@ class CollectReport:
 
 def collect(cfg: CollectConfig) -> CollectReport:
     """Fill (or resume filling) the dataset at `cfg.out` with `episodes_per_task` demonstrations per task."""
-    from polyact.data import DatasetWriter
 
     _, tasks = resolve_tasks(cfg.env.tasks)
     writer = _open_or_create(cfg, tasks)

@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 
 from polyact.errors import ConfigError, unknown_name
 
-
 EVAL_SEED_BASE = 1_000_000
 """Evaluation episodes use seeds from here up and demonstrations stay below, so that no evaluation
 episode starts from a state a policy was trained on."""
@@ -42,4 +41,6 @@ class EnvConfig:
         if self.height < 8 or self.width < 8:
             raise ConfigError(f"env.height and env.width must be at least 8 pixels, got {self.height}x{self.width}")
         if self.max_episode_steps < 0:
-            raise ConfigError(f"env.max_episode_steps must be >= 0 (0 = the suite's default), got {self.max_episode_steps}")
+            raise ConfigError(
+                f"env.max_episode_steps must be >= 0 (0 = the suite's default), got {self.max_episode_steps}"
+            )

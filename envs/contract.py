@@ -201,9 +201,7 @@ def check_array(key: str, value: Any, feat: FeatureSpec) -> None:
     if not isinstance(value, np.ndarray):
         raise ContractError(f"{key}: expected a numpy array {feat.dtype}{list(feat.shape)}, got {type(value).__name__}")
     if value.dtype != np.dtype(feat.dtype) or value.shape != feat.shape:
-        raise ContractError(
-            f"{key}: got {value.dtype}{list(value.shape)}, expected {feat.dtype}{list(feat.shape)}"
-        )
+        raise ContractError(f"{key}: got {value.dtype}{list(value.shape)}, expected {feat.dtype}{list(feat.shape)}")
 
 
 def intrinsics_from_fovy(fovy_degrees: float, height: int, width: int) -> np.ndarray:

@@ -12,7 +12,6 @@ collector.
 
 from __future__ import annotations
 
-import os
 import weakref
 from typing import Literal
 
@@ -44,14 +43,17 @@ class Renderer:
         if quality == "fast":
             model.vis.quality.shadowsize = 0
             model.vis.quality.offsamples = 0
-        if mujoco.GLContext is None:
+        try:
+            self._gl = mujoco.GLContext(model.vis.global_.offwidth, model.vis.global_.offheight)
+            self._gl.make_current()
+            self._ctx = mujoco.MjrContext(model, mujoco.mjtFontScale.mjFONTSCALE_150)
+        except Exception as err:  # mujoco raises FatalError, the GL bindings their own errors
+            backend = getattr(mujoco.GLContext, "__module__", "none")
             raise RuntimeError(
-                f"MuJoCo has no offscreen GL backend (MUJOCO_GL={os.environ.get('MUJOCO_GL')!r}); import polyact "
-                "before mujoco or set MUJOCO_GL=egl, and install libegl1 and libgl1-mesa-dri"
-            )
-        self._gl = mujoco.GLContext(model.vis.global_.offwidth, model.vis.global_.offheight)
-        self._gl.make_current()
-        self._ctx = mujoco.MjrContext(model, mujoco.mjtFontScale.mjFONTSCALE_150)
+                f"offscreen rendering failed with MuJoCo's GL backend {backend!r} ({err}). MuJoCo chooses its "
+                "backend when first imported: set MUJOCO_GL=egl in the environment (or import polyact before "
+                "mujoco), and install EGL with Mesa (Debian: libegl1 libgl1-mesa-dri)"
+            ) from err
         mujoco.mjr_setBuffer(mujoco.mjtFramebuffer.mjFB_OFFSCREEN, self._ctx)
         self._ctx.readDepthMap = mujoco.mjtDepthMap.mjDEPTH_ZEROFAR
         self._finalizer = weakref.finalize(self, _free, self._gl, self._ctx)

@@ -12,7 +12,7 @@ Code map: config.py (configs and sizes), normalize.py (statistics), vision.py + 
 (the policy), history.py + chunking.py (inference over time), checkpoint.py (save/load). See docs/policies.md.
 """
 
-from polyact.policies.chunking import ChunkRunner, RecedingHorizon, TemporalEnsemble
+from polyact.policies.chunking import ChunkRunner, RecedingHorizon, TemporalEnsemble, make_executor
 from polyact.policies.config import HeadConfig, PolicyConfig, TextConfig, VisionConfig
 from polyact.policies.history import ObservationHistory
 from polyact.policies.language import build_vocab
@@ -23,4 +23,5 @@ from polyact.policies.vla import VLAPolicy, build_policy
 __all__ = [
     "ChunkRunner", "HeadConfig", "MissingStatisticError", "ObservationHistory", "PolicyConfig", "RandomShift",
     "RecedingHorizon", "TemporalEnsemble", "TextConfig", "VLAPolicy", "VisionConfig", "build_policy", "build_vocab",
+    "make_executor",
 ]

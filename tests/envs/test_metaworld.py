@@ -64,7 +64,9 @@ def test_all_fifty_tasks_follow_the_contract():
 
 
 def test_observation_layout_and_spec():
-    env = make_env("pick-place-v3", EnvConfig(tasks="pick-place-v3", cameras=["corner", "topview"], height=48, width=40))
+    env = make_env(
+        "pick-place-v3", EnvConfig(tasks="pick-place-v3", cameras=["corner", "topview"], height=48, width=40)
+    )
     try:
         obs, info = env.reset(seed=1)
         spec = env.contract
@@ -138,7 +140,9 @@ def test_camera_geometry_projects_objects_onto_their_pixels():
     """A body's centre, projected with intrinsics and extrinsics, lands on that body in a segmentation
     render, and the depth there is the distance along the optical axis to its surface."""
     size = 96
-    env = make_env("pick-place-v3", EnvConfig(tasks="pick-place-v3", cameras=["corner", "corner4"], height=size, width=size))
+    env = make_env(
+        "pick-place-v3", EnvConfig(tasks="pick-place-v3", cameras=["corner", "corner4"], height=size, width=size)
+    )
     segmenter = mujoco.Renderer(env.model, size, size)
     segmenter.enable_segmentation_rendering()
     try:

@@ -1,0 +1,205 @@
+"""The on-disk layout of a polyact dataset: names, versions, HDF5 filters, and the check of one episode file.
+
+    <dataset>/meta.json                      the manifest (polyact.data.manifest)
+    <dataset>/episodes/episode_000000.h5     one immutable file per episode:
+        obs/<feature key>   (T, *shape)      e.g. obs/rgb/corner (T, H, W, 3) uint8
+        action              (T, A) float32
+        reward              (T,) float32
+        success             (T,) bool        the task's success test after each action
+        stats               (n,) uint8       UTF-8 JSON of this episode's statistics accumulators
+        attrs: format_version, task, instruction, seed, success, length, extra (JSON)
+
+Every HDF5 dataset carries the fletcher32 checksum filter, so a corrupt chunk fails loudly on read.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from polyact.envs.contract import FeatureSpec
+from polyact.errors import DatasetError
+
+FORMAT_NAME = "polyact-episodes"
+FORMAT_VERSION = 1
+SUPPORTED_VERSIONS = (1,)
+
+MANIFEST_NAME = "meta.json"
+EPISODES_DIR = "episodes"
+_EPISODE_RE = re.compile(r"^episode_(\d{6,})\.h5$")
+_FEATURE_KEY_RE = re.compile(r"^[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-]+)*$")
+
+ACTION = "action"
+REWARD = "reward"
+SUCCESS = "success"
+STATS = "stats"
+
+# Filters measured in docs/storage.md. Image frames are stored uncompressed by default: on a small CPU,
+# inflating a gzip frame costs ~5x reading a raw one and caps training throughput; "gzip" trades that
+# for ~3x smaller RGB files (archives, slow disks). Shuffle helps float depth. Small per-step features
+# are always compressed: readers load them whole once per open file, so it costs nothing.
+IMAGE_COMPRESSIONS = ("none", "gzip")
+_IMAGE_FILTERS: dict[str, dict[str, dict[str, Any]]] = {
+    "none": {"uint8": {}, "float": {}},
+    "gzip": {"uint8": {"compression": "gzip", "compression_opts": 1},
+             "float": {"compression": "gzip", "compression_opts": 1, "shuffle": True}},
+}
+_VECTOR_FILTERS: dict[str, Any] = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
+_VECTOR_CHUNK_BYTES = 64 * 1024
+# HDF5 1.10 file format: its chunk indexes make small episode files about half the size of the
+# 1.8 format's B-trees. Every h5py >= 3.0 wheel reads it.
+LIBVER = ("v110", "v110")
+
+
+def episode_filename(index: int) -> str:
+    return f"episode_{index:06d}.h5"
+
+
+def episode_relpath(index: int) -> str:
+    return f"{EPISODES_DIR}/{episode_filename(index)}"
+
+
+def parse_episode_filename(name: str) -> int | None:
+    """The index in `episode_000012.h5`, or None for any other name."""
+    m = _EPISODE_RE.match(name)
+    return int(m.group(1)) if m else None
+
+
+def obs_path(key: str) -> str:
+    return f"obs/{key}"
+
+
+def check_feature_key(key: str) -> None:
+    """Feature keys become HDF5 paths, so they must be plain slash-separated names."""
+    if not _FEATURE_KEY_RE.match(key):
+        raise DatasetError(
+            f"feature key {key!r} is not valid: use letters, digits, '_' and '-' in '/'-separated parts, "
+            "e.g. 'rgb/corner' or 'state'"
+        )
+
+
+def is_image(key: str) -> bool:
+    return key.startswith(("rgb/", "depth/"))
+
+
+def storage_options(key: str, spec: FeatureSpec, length: int, image_compression: str) -> dict[str, Any]:
+    """Chunking and filters for one feature of an episode of `length` steps.
+
+    Images get one frame per chunk, so a training window reads exactly the frames it needs;
+    small per-step features get chunks of about 64 KiB (usually the whole episode in one chunk).
+    """
+    if is_image(key):
+        rows = 1
+        filters = _IMAGE_FILTERS[image_compression]["uint8" if np.dtype(spec.dtype) == np.uint8 else "float"]
+    else:
+        row_bytes = max(1, np.dtype(spec.dtype).itemsize * math.prod(spec.shape))
+        rows = max(1, min(length, _VECTOR_CHUNK_BYTES // row_bytes))
+        filters = _VECTOR_FILTERS
+    return {"chunks": (rows, *spec.shape), "fletcher32": True, **filters}
+
+
+@dataclass(frozen=True)
+class EpisodeRecord:
+    """One episode as the manifest lists it; `file` is relative to the dataset root."""
+
+    index: int
+    file: str
+    task: str
+    instruction: str
+    length: int
+    success: bool
+    seed: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str) -> EpisodeRecord:
+        types = {"index": int, "file": str, "task": str, "instruction": str, "length": int, "success": bool,
+                 "seed": int, "extra": dict}
+        for name, typ in types.items():
+            if name not in d:
+                raise DatasetError(f"{where} lacks {name!r}; an episode entry has {sorted(types)}")
+            if not isinstance(d[name], typ) or (typ is int and isinstance(d[name], bool)):
+                raise DatasetError(f"{where}: {name!r} should be {typ.__name__}, got {d[name]!r:.80}")
+        return cls(**{name: d[name] for name in types})
+
+
+def open_episode_file(path: Path, chunk_cache_bytes: int = 0) -> h5py.File:
+    """Open a committed episode file read-only.
+
+    Without HDF5's own file locks: a committed file is never written again (the writer builds files in
+    memory and renames them into place), and those locks fail on some network filesystems.
+    """
+    return h5py.File(path, "r", rdcc_nbytes=chunk_cache_bytes, locking=False)
+
+
+def read_record(path: Path, index: int) -> tuple[EpisodeRecord, dict[str, Any]]:
+    """An episode file's own record and its statistics accumulators, from its attributes alone.
+
+    Used to add back an episode whose file was committed but whose manifest update was not.
+    """
+    try:
+        with open_episode_file(path) as f:
+            check_version(f.attrs.get("format_version"), str(path))
+            a = f.attrs
+            record = EpisodeRecord(
+                index=index,
+                file=f"{EPISODES_DIR}/{path.name}",
+                task=str(a["task"]),
+                instruction=str(a["instruction"]),
+                length=int(a["length"]),
+                success=bool(a["success"]),
+                seed=int(a["seed"]),
+                extra=json.loads(a["extra"]),
+            )
+            stats = json.loads(f[STATS][()].tobytes())
+    except (OSError, KeyError, ValueError) as e:
+        raise DatasetError(f"cannot read episode file {path}: {e}") from e
+    return record, stats
+
+
+def check_version(version: Any, where: str) -> None:
+    if version is None:
+        raise DatasetError(
+            f"{where} has no format_version: not a polyact dataset; supported versions: {list(SUPPORTED_VERSIONS)}"
+        )
+    if isinstance(version, np.integer):
+        version = int(version)
+    if not isinstance(version, int) or version not in SUPPORTED_VERSIONS:
+        raise DatasetError(
+            f"{where} has format_version {version!r}; this polyact reads versions {list(SUPPORTED_VERSIONS)} "
+            "(upgrade polyact, or convert the dataset with polyact.data.convert)"
+        )
+
+
+def check_episode_file(
+    f: h5py.File, path: Path, length: int, features: dict[str, FeatureSpec], action: FeatureSpec
+) -> None:
+    """Raise DatasetError naming the file and the array if the file does not match the manifest."""
+    check_version(f.attrs.get("format_version"), f"episode file {path}")
+    stored = int(f.attrs.get("length", -1))
+    if stored != length:
+        raise DatasetError(f"episode file {path}: length attribute is {stored}, the manifest says {length}")
+    expected = {obs_path(k): spec for k, spec in features.items()}
+    expected[ACTION] = action
+    expected[REWARD] = FeatureSpec("float32", ())
+    expected[SUCCESS] = FeatureSpec("bool", ())
+    for name, spec in expected.items():
+        ds = f.get(name)
+        if not isinstance(ds, h5py.Dataset):
+            want = f"{spec.dtype}{[length, *spec.shape]}"
+            raise DatasetError(f"episode file {path} has no array {name!r}; expected {want}")
+        if ds.dtype != np.dtype(spec.dtype) or ds.shape != (length, *spec.shape):
+            raise DatasetError(
+                f"episode file {path}: {name!r} is {ds.dtype}{list(ds.shape)}, "
+                f"expected {spec.dtype}{[length, *spec.shape]}"
+            )

@@ -1,0 +1,93 @@
+"""A per-process LRU cache of open, read-only episode files.
+
+Opening an episode file, checking it and reading its small arrays costs milliseconds, far more than
+reading a window, so readers keep recently used files open. h5py handles must not cross a fork
+(DataLoader workers would share file offsets and HDF5 state with the parent), so the cache forgets
+everything when the pid changes and is never pickled: each worker opens its own files lazily.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from polyact.data.format import is_image
+from polyact.errors import DatasetError
+
+# HDF5's chunk cache per dataset: a few image frames, which consecutive windows share; small enough
+# that many open files stay cheap.
+CHUNK_CACHE_BYTES = 256 * 1024
+# Features whose whole episode is at most this big (state, action, camera matrices: kilobytes) are
+# read once per open file and sliced in memory: an h5py call costs ~10 us, as much as the rest of a
+# window. Images are never held: their windows are read from the file frame by frame.
+SMALL_FEATURE_BYTES = 1 << 20
+
+
+@dataclass
+class EpisodeHandle:
+    path: Path
+    file: h5py.File
+    arrays: dict[str, h5py.Dataset]  # by path in the file: "obs/rgb/corner", "action", ...
+    # Whole small arrays, read on first use; None marks arrays always read from the file (images, big ones).
+    small: dict[str, np.ndarray | None] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, path: Path, file: h5py.File, names: list[str]) -> EpisodeHandle:
+        arrays = {name: file[name] for name in names}
+        small = {name: None for name, ds in arrays.items()
+                 if is_image(name.removeprefix("obs/")) or ds.nbytes > SMALL_FEATURE_BYTES}
+        return cls(path, file, arrays, small)
+
+    def rows(self, name: str, lo: int, hi: int) -> np.ndarray:
+        """Steps lo..hi-1 of array `name`; DatasetError naming the file if a chunk fails its checksum."""
+        try:
+            if name not in self.small:
+                self.small[name] = self.arrays[name][()]
+            whole = self.small[name]
+            return self.arrays[name][lo:hi] if whole is None else whole[lo:hi]
+        except OSError as e:  # h5py's report of a fletcher32 mismatch or an undecodable chunk
+            raise DatasetError(f"episode file {self.path}: cannot read {name!r}, a chunk is corrupt: {e}") from e
+
+
+class HandleCache:
+    """At most `capacity` open episode files of this process, least recently used closed first."""
+
+    def __init__(self, capacity: int):
+        if capacity < 1:
+            raise ValueError(f"the open-file cache needs a capacity of at least 1, got {capacity}")
+        self.capacity = capacity
+        self._pid = os.getpid()
+        self._open: OrderedDict[int, EpisodeHandle] = OrderedDict()
+
+    def get(self, index: int, opener: Callable[[], EpisodeHandle]) -> EpisodeHandle:
+        if self._pid != os.getpid():  # a forked child: the parent's handles are not ours to use or close
+            self._open = OrderedDict()
+            self._pid = os.getpid()
+        handle = self._open.get(index)
+        if handle is not None:
+            self._open.move_to_end(index)
+            return handle
+        handle = opener()
+        self._open[index] = handle
+        if len(self._open) > self.capacity:
+            _, oldest = self._open.popitem(last=False)
+            oldest.file.close()
+        return handle
+
+    def close(self) -> None:
+        if self._pid == os.getpid():
+            for handle in self._open.values():
+                handle.file.close()
+        self._open.clear()
+
+    def __getstate__(self) -> dict[str, int]:
+        return {"capacity": self.capacity}
+
+    def __setstate__(self, state: dict[str, int]) -> None:
+        self.__init__(state["capacity"])

@@ -1,0 +1,239 @@
+"""DatasetWriter: create a dataset, or open one to append, and commit one episode file at a time.
+
+Commit protocol for episode N (docs/storage.md):
+  1. check the episode against the features (polyact.data.validate); nothing touches the disk before
+  2. build the episode's HDF5 file in memory (arrays, attributes, statistics)
+  3. write it to episodes/.episode_N.h5.tmp, fsync, rename to episodes/episode_N.h5, fsync the directory
+     <- the episode now exists
+  4. rewrite meta.json atomically with the episode and merged statistics
+A kill at any instant leaves a dataset that opens; polyact.data.recovery tidies what steps 3-4 left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import itertools
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from polyact.data.episode import Episode
+from polyact.data.format import (
+    EPISODES_DIR,
+    FORMAT_VERSION,
+    LIBVER,
+    REWARD,
+    STATS,
+    SUCCESS,
+    EpisodeRecord,
+    episode_filename,
+    episode_relpath,
+    storage_options,
+)
+from polyact.data.fsutil import WriterLock, fsync_dir
+from polyact.data.manifest import Manifest
+from polyact.data.recovery import reconcile
+from polyact.data.stats import episode_stats, merge_into, stats_to_dict
+from polyact.data.validate import check_episode, check_schema
+from polyact.envs.contract import EnvSpec, FeatureSpec
+from polyact.errors import DatasetError
+
+_IMAGE_NAMES = itertools.count()
+_IMAGE_BLOCK = 1 << 20  # growth step of the in-memory file: small steps make building it quadratic
+_ERRNO_WORDS = {errno.ENOSPC: "disk full", errno.EDQUOT: "disk quota exceeded", errno.EFBIG: "file size limit reached"}
+
+
+class DatasetWriter:
+    """The one process appending to a dataset (an exclusive lock enforces it); use `create` or `open`."""
+
+    def __init__(self, root: Path, manifest: Manifest, lock: WriterLock, repairs: list[str]):
+        self.path = root
+        self.repairs = repairs  # what opening repaired after an earlier writer was killed, in words
+        self._manifest = manifest
+        self._lock: WriterLock | None = lock
+
+    @classmethod
+    def create(
+        cls,
+        path: str | os.PathLike,
+        *,
+        features: dict[str, FeatureSpec],
+        action: FeatureSpec,
+        env_spec: EnvSpec | None,
+        fps: float,
+        tasks: dict[str, list[str]],
+        metadata: dict[str, Any] | None = None,
+        image_compression: str = "none",
+    ) -> DatasetWriter:
+        """Start a new dataset in `path`, which must not exist or be an empty directory.
+
+        `tasks` maps every task the dataset may hold to its known instructions (an empty list is fine:
+        instructions are added as episodes arrive). `image_compression` is "none" (fastest training
+        reads) or "gzip" (about 3x smaller RGB); see docs/storage.md.
+        """
+        check_schema(features, action, env_spec, fps, tasks, metadata, image_compression)
+        root = Path(path)
+        if root.is_dir() and any(root.iterdir()):
+            hint = " (it is a dataset: DatasetWriter.open appends to it)" if (root / "meta.json").exists() else ""
+            raise DatasetError(f"refusing to create a dataset in {root}: the directory is not empty{hint}")
+        try:
+            (root / EPISODES_DIR).mkdir(parents=True, exist_ok=True)
+            lock = WriterLock(root)
+        except OSError as e:
+            raise DatasetError(
+                f"cannot create a dataset at {root}: {e.strerror or e}; the path must be a writable directory"
+            ) from e
+        manifest = Manifest(
+            features=dict(features),
+            action=action,
+            env_spec=env_spec,
+            fps=float(fps),
+            tasks={t: list(instructions) for t, instructions in tasks.items()},
+            metadata=dict(metadata or {}),
+            image_compression=image_compression,
+        )
+        try:
+            manifest.save(root)
+            fsync_dir(root.parent)
+        except OSError as e:
+            lock.release()
+            raise DatasetError(f"cannot write the manifest of a new dataset at {root}: {e}") from e
+        return cls(root, manifest, lock, [])
+
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> DatasetWriter:
+        """Open an existing dataset to append, first repairing what a killed writer left (see `repairs`)."""
+        root = Path(path)
+        if not (root / "meta.json").is_file():
+            raise DatasetError(f"{root / 'meta.json'} is missing: {root} is not a polyact dataset")
+        try:
+            lock = WriterLock(root)
+        except OSError as e:
+            raise DatasetError(f"cannot open {root} for writing: {e.strerror or e}") from e
+        try:
+            manifest = Manifest.load(root)
+            repairs = reconcile(root, manifest, writer=True)
+        except BaseException:
+            lock.release()
+            raise
+        return cls(root, manifest, lock, repairs)
+
+    @property
+    def num_episodes(self) -> int:
+        return len(self._manifest.episodes)
+
+    @property
+    def episodes(self) -> list[EpisodeRecord]:
+        """The committed episodes (a resuming collector reads each task's seeds from here)."""
+        return list(self._manifest.episodes)
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """What the creator stored with the dataset, e.g. the collection settings."""
+        return self._manifest.metadata
+
+    def add_episode(self, episode: Episode) -> int:
+        """Check `episode`, commit it durably, and return its index; on any failure nothing is committed."""
+        if self._lock is None:
+            raise DatasetError(f"the writer of {self.path} is closed")
+        arrays = check_episode(episode, self._manifest)
+        index = len(self._manifest.episodes)
+        stats = episode_stats({k.removeprefix("obs/"): v for k, v in arrays.items() if k not in (REWARD, SUCCESS)})
+        final = self.path / EPISODES_DIR / episode_filename(index)
+        tmp = final.with_name(f".{final.name}.tmp")
+        try:
+            image = _episode_file_image(episode, arrays, stats, self._manifest.image_compression)
+            try:
+                with open(tmp, "wb") as f:
+                    f.write(image)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, final)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+                raise
+            fsync_dir(final.parent)
+        except OSError as e:
+            raise self._failure(e, index) from e
+
+        record = EpisodeRecord(
+            index=index,
+            file=episode_relpath(index),
+            task=episode.task,
+            instruction=episode.instruction,
+            length=episode.length,
+            success=bool(episode.success),
+            seed=int(episode.seed),
+            extra=dict(episode.extra),
+        )
+        self._manifest.episodes.append(record)
+        merge_into(self._manifest.stats, stats)
+        if episode.instruction not in self._manifest.tasks[episode.task]:
+            self._manifest.tasks[episode.task].append(episode.instruction)
+        try:
+            self._manifest.save(self.path)
+        except OSError as e:
+            # The old manifest is intact unless the rename went through; reload it to know which.
+            self._manifest = Manifest.load(self.path)
+            if len(self._manifest.episodes) <= index:
+                with contextlib.suppress(OSError):
+                    final.unlink()
+                    fsync_dir(final.parent)
+                raise self._failure(e, index) from e
+        return index
+
+    def _failure(self, e: OSError, index: int) -> DatasetError:
+        what = _ERRNO_WORDS.get(e.errno or 0, "error")
+        return DatasetError(
+            f"{what} ({e}) while writing episode {index} to {self.path}; nothing of episode {index} was committed, "
+            f"the {index} earlier episodes are intact"
+        )
+
+    def close(self) -> None:
+        """Release the writer lock; every committed episode is already durable."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def __enter__(self) -> DatasetWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _episode_file_image(
+    episode: Episode, arrays: dict[str, np.ndarray], stats: dict, image_compression: str
+) -> bytes:
+    """The bytes of the episode's HDF5 file, built in memory.
+
+    HDF5 never touches the disk while writing: a full disk or an I/O error then surfaces as a plain
+    OSError from Python's own write, never as an error inside the HDF5 library, which can leave
+    its state broken (a write failure there has crashed the process in our tests).
+    """
+    stats_json = json.dumps(stats_to_dict(stats), allow_nan=False).encode()
+    ident = f"polyact-episode-{os.getpid()}-{next(_IMAGE_NAMES)}"  # a name only: nothing is created on disk
+    with h5py.File(ident, "w", driver="core", backing_store=False, block_size=_IMAGE_BLOCK, libver=LIBVER) as f:
+        for name, values in arrays.items():
+            spec = FeatureSpec(str(values.dtype), values.shape[1:])
+            options = storage_options(name.removeprefix("obs/"), spec, len(values), image_compression)
+            f.create_dataset(name, data=values, **options)
+        f.create_dataset(STATS, data=np.frombuffer(stats_json, np.uint8), chunks=True, fletcher32=True,
+                         compression="gzip")
+        f.attrs.update({
+            "format_version": FORMAT_VERSION,
+            "task": episode.task,
+            "instruction": episode.instruction,
+            "seed": int(episode.seed),
+            "success": bool(episode.success),
+            "length": episode.length,
+            "extra": json.dumps(episode.extra),
+        })
+        f.flush()
+        return f.id.get_file_image()

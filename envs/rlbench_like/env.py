@@ -1,0 +1,117 @@
+"""RLBenchLikeEnv: one rlbench_like task as a polyact environment (contract in polyact.envs.contract)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mujoco
+import numpy as np
+
+from polyact.envs.base import PolyactEnv
+from polyact.envs.config import EnvConfig
+from polyact.envs.contract import CameraSpec, EnvSpec
+from polyact.envs.rlbench_like.arm import CONTROL_HZ, STATE_NAMES, Arm, action_spec
+from polyact.envs.rlbench_like.scene import CAMERAS, build_model
+from polyact.envs.rlbench_like.sim import Sim
+from polyact.envs.rlbench_like.tasks.base import Task
+from polyact.envs.rlbench_like.variations import SPLITS, Variation, select
+from polyact.errors import ConfigError, unknown_name
+
+SUITE_NAME = "rlbench_like"
+DEFAULT_MAX_STEPS = 500  # 25 s at 20 Hz, as Meta-World; stacking four blocks takes the expert about 400
+SETTLE_STEPS = 50  # physics steps after placing props, so every episode starts at rest
+
+
+class RLBenchLikeEnv(PolyactEnv):
+    """A gymnasium env for one task. `reset(options=...)` accepts `variation` (an index into the task's
+    variations) or `variation_split` ("train", "test" or "all"; default: the env's `default_split`)."""
+
+    def __init__(self, task: Task, cfg: EnvConfig, default_split: str = "train"):
+        if default_split not in SPLITS:
+            raise unknown_name("variation split", default_split, SPLITS)
+        cameras = tuple(cfg.cameras) or CAMERAS
+        for cam in cameras:
+            if cam not in CAMERAS:
+                raise unknown_name("camera", cam, CAMERAS)
+        model = build_model(task.build)
+        data = mujoco.MjData(model)
+        contract = EnvSpec(
+            suite=SUITE_NAME,
+            tasks=(task.name,),
+            cameras=tuple(CameraSpec(c, cfg.height, cfg.width) for c in cameras),
+            state_names=STATE_NAMES,
+            goal_names=(),
+            action=action_spec(cfg.action_mode, model),
+            control_hz=CONTROL_HZ,
+            max_episode_steps=cfg.max_episode_steps or DEFAULT_MAX_STEPS,
+            notes={
+                "action_mode": cfg.action_mode,
+                "state": (
+                    "tool-centre-point position (m, world frame) and orientation (unit quaternion w, x, y, z with "
+                    "w >= 0; identity = pointing straight down, fingers along world y); gripper opening in [0, 1] "
+                    "(1 = open); the seven arm joint positions (rad)"
+                ),
+                "variation_split": default_split,
+                "goal": "empty: every target (colour, drawer, count, order) is visible or named in the instruction",
+            },
+        )
+        super().__init__(contract, task.name, model, data, cfg.render_quality)
+        self.task_impl = task
+        self.sim = Sim(model, data)
+        self.arm = Arm(model, data, cfg.action_mode)
+        self.default_split = default_split
+        self.variations = task.variations()
+        self.variation: Variation = self.variations[0]
+
+    def _choose_variation(self, rng: np.random.Generator, options: dict[str, Any]) -> Variation:
+        if "variation" in options:
+            index = int(options["variation"])
+            if not 0 <= index < len(self.variations):
+                raise ConfigError(
+                    f"{self.task}: variation {index} does not exist; valid: 0..{len(self.variations) - 1}"
+                )
+            return self.variations[index]
+        unknown = set(options) - {"variation", "variation_split"}
+        if unknown:
+            raise unknown_name("reset option", sorted(unknown)[0], ["variation", "variation_split"])
+        candidates = select(self.variations, str(options.get("variation_split", self.default_split)))
+        return candidates[int(rng.integers(len(candidates)))]
+
+    def _reset_sim(self, seed: int, options: dict[str, Any]) -> str:
+        rng = np.random.default_rng(seed)
+        self.variation = self._choose_variation(rng, options)
+        mujoco.mj_resetData(self.model, self.data)
+        self.sim.restore_appearance()
+        self.arm.reset()
+        self.task_impl.reset(self.sim, rng, self.variation)
+        mujoco.mj_forward(self.model, self.data)
+        for _ in range(SETTLE_STEPS):
+            mujoco.mj_step(self.model, self.data)
+        self.task_impl.after_step(self.sim)
+        return self.variation.instructions[int(rng.integers(len(self.variation.instructions)))]
+
+    def _apply_action(self, action: np.ndarray) -> None:
+        self.arm.step(action)
+        self.task_impl.after_step(self.sim)
+
+    def _proprio(self) -> np.ndarray:
+        return self.arm.state()
+
+    def _success(self) -> bool:
+        return bool(self.task_impl.success(self.sim))
+
+    def _privileged(self) -> dict[str, Any]:
+        tcp_pos, tcp_quat = self.arm.tcp_pose()
+        return {
+            "tcp_pos": tcp_pos,
+            "tcp_quat": tcp_quat,
+            "target_pos": self.arm.target_pos.copy(),
+            "target_quat": self.arm.target_quat.copy(),
+            "q": self.arm.joint_positions(),
+            "q_cmd": self.arm.q_cmd.copy(),
+            "joint_velocities": self.arm.joint_velocities(),
+            "gripper_opening": self.arm.gripper_opening(),
+            "variation": self.variation.index,
+            "variation_params": dict(self.variation.params),
+            "task": self.task_impl.privileged(self.sim),
+        }

@@ -1,0 +1,81 @@
+"""close_jar: put the lid on the jar of the named colour (a second jar is a distractor).
+
+RLBench screws the lid on; here the lid must sit centred on the jar's rim (no thread is simulated).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import mujoco
+import numpy as np
+
+from polyact.envs.rlbench_like import props
+from polyact.envs.rlbench_like.sim import Sim
+from polyact.envs.rlbench_like.tasks.base import Privileged, Script, Task
+from polyact.envs.rlbench_like.tasks.common import pick, place, scatter
+from polyact.envs.rlbench_like.variations import (
+    COLOURS,
+    TEST_COLOURS,
+    TRAIN_COLOURS,
+    Variation,
+    colour_split,
+    distractor_pool,
+    enumerate_variations,
+)
+
+JAR_R, JAR_HALF = 0.035, 0.04
+LID_R, LID_HALF = 0.042, 0.008
+KNOB_R, KNOB_HALF = 0.012, 0.015
+KNOB_Z = LID_HALF + KNOB_HALF  # knob centre above the lid's centre
+GRASP_Z = KNOB_Z + 0.003  # tcp above the lid's centre when holding the knob
+TOLERANCE = 0.015  # success: lid centre this close (xy) to the jar's axis
+GLASS = (0.78, 0.82, 0.85, 1.0)
+
+
+class CloseJar(Task):
+    name = "close_jar"
+
+    def build(self, spec: mujoco.MjSpec) -> None:
+        for i in range(2):
+            jar = props.body(spec.worldbody, f"jar{i}")
+            props.geom(jar, props.CYLINDER, (JAR_R, JAR_HALF), GLASS, pos=(0, 0, JAR_HALF))
+            props.geom(jar, props.CYLINDER, (JAR_R + 0.002, 0.014), name=f"jar{i}_band", pos=(0, 0, JAR_HALF))
+        lid = props.body(spec.worldbody, "lid", free=True)
+        props.geom(lid, props.CYLINDER, (LID_R, LID_HALF), props.DARK, mass=0.05)
+        props.geom(lid, props.CYLINDER, (KNOB_R, KNOB_HALF), props.GREY, pos=(0, 0, KNOB_Z), mass=0.01)
+
+    def variations(self) -> tuple[Variation, ...]:
+        return enumerate_variations(
+            [
+                (
+                    colour_split(c),
+                    {"colour": c},
+                    [f"close the {c} jar", f"put the lid on the {c} jar", f"screw the lid onto the {c} jar"],
+                )
+                for c in TRAIN_COLOURS + TEST_COLOURS
+            ]
+        )
+
+    def reset(self, sim: Sim, rng: np.random.Generator, variation: Variation) -> None:
+        colour = variation.params["colour"]
+        pool = distractor_pool(variation, [colour])
+        jar0, jar1, lid = scatter(rng, 3, 0.15)
+        for i, (xy, c) in enumerate(((jar0, colour), (jar1, str(rng.choice(pool))))):
+            sim.move_fixed(f"jar{i}", [xy[0], xy[1], 0.0])
+            band = sim.model.geom(f"jar{i}_band").id
+            sim.paint(f"jar{i}", COLOURS[c], geoms=[band])
+        sim.place("lid", [lid[0], lid[1], LID_HALF], yaw=rng.uniform(-np.pi, np.pi))
+
+    def success(self, sim: Sim) -> bool:
+        lid, jar = sim.pos("lid"), sim.pos("jar0")
+        on_rim = abs(lid[2] - (2 * JAR_HALF + LID_HALF)) < 0.01
+        return bool(on_rim and np.linalg.norm(lid[:2] - jar[:2]) < TOLERANCE)
+
+    def privileged(self, sim: Sim) -> Privileged:
+        return {"lid_pos": sim.pos("lid"), "jar_pos": sim.pos("jar0")}
+
+    def script(self, p: Callable[[], Privileged]) -> Script:
+        s = p()["task"]
+        yield from pick(s["lid_pos"] + [0, 0, GRASP_Z], 0.0, lift_to=0.2)
+        yield from place(s["jar_pos"] + [0, 0, 2 * JAR_HALF + LID_HALF + GRASP_Z + 0.004], 0.0)

@@ -1,0 +1,93 @@
+"""`polyact eval` settings: which policy, which tasks and episodes, how many workers, where results go."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from polyact.envs.config import EnvConfig
+from polyact.envs.registry import resolve_tasks
+from polyact.errors import ConfigError, unknown_name
+from polyact.eval.checkpoint import EXECUTION_MODES
+
+PROTOCOLS = ("seeds", "metaworld_goals")
+OFFICIAL_GOALS_PER_TASK = 50  # metaworld's benchmarks give each task 50 goal configurations
+
+
+@dataclass
+class EvalConfig:
+    """`polyact eval`: roll a policy out on a task set and write success rates with 95% intervals.
+
+    `policy` is `expert` (the suite's scripted experts) or a checkpoint directory. `env.tasks` names the
+    task set and split (MT10, MT50, ML10-train, ML45-test, a single task, ...; `polyact tasks` lists them).
+    Episode i of every task starts from seed EVAL_SEED_BASE + i (`protocol=seeds`), or, with
+    `protocol=metaworld_goals`, from goal configuration i of `metaworld.MT1(task, seed=goal_seed)`
+    (metaworld's own 50 per task). `out` ('' = evals/<policy>-<tasks>-<protocol>) collects
+    results.json/.md/.png, videos/ and episodes.jsonl; rerunning the same command resumes there.
+    """
+
+    policy: str = "expert"
+    env: EnvConfig = field(default_factory=EnvConfig)
+    only_tasks: list[str] = field(default_factory=list)  # evaluate just these tasks of env.tasks ([] = all)
+    episodes_per_task: int = 50
+    protocol: str = "seeds"
+    goal_seed: int = 0  # protocol=metaworld_goals: the seed of metaworld.MT1's goal draw
+    workers: int = 0  # worker processes (environments stepped in parallel); 0 = one per CPU core
+    execution: str = ""  # chunk execution: receding_horizon or temporal_ensemble; '' = the checkpoint's
+    device: str = "cpu"  # torch device of a checkpoint (cpu, cuda, cuda:1, ...)
+    out: str = ""
+    videos: bool = True  # mp4 of the first success and the first failure of each task
+    train_dataset: str = ""  # a dataset the policy was trained on: refuse evaluation seeds it contains
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.episodes_per_task < 1:
+            raise ConfigError(f"episodes_per_task must be >= 1, got {self.episodes_per_task}")
+        if self.protocol not in PROTOCOLS:
+            raise unknown_name("protocol", self.protocol, PROTOCOLS)
+        if self.protocol == "metaworld_goals" and self.episodes_per_task > OFFICIAL_GOALS_PER_TASK:
+            raise ConfigError(
+                f"protocol=metaworld_goals has {OFFICIAL_GOALS_PER_TASK} goal configurations per task; "
+                f"episodes_per_task={self.episodes_per_task} asks for more"
+            )
+        suite, tasks = resolve_tasks(self.env.tasks)
+        for task in self.only_tasks:
+            if task not in tasks:
+                raise unknown_name(f"task of {self.env.tasks} (only_tasks)", task, tasks)
+        if self.protocol == "metaworld_goals" and suite.name != "metaworld":
+            raise ConfigError(f"protocol=metaworld_goals needs Meta-World tasks; env.tasks={self.env.tasks!r} is not")
+        if self.workers < 0:
+            raise ConfigError(f"workers must be >= 0 (0 = one per CPU core), got {self.workers}")
+        if self.execution and self.execution not in EXECUTION_MODES:
+            raise unknown_name("execution mode (execution)", self.execution, EXECUTION_MODES)
+        if self.policy == "expert" and self.execution:
+            raise ConfigError(
+                "execution applies to chunk-predicting checkpoints; the scripted experts act step by step"
+            )
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        """The tasks to evaluate, in the task set's order."""
+        tasks = resolve_tasks(self.env.tasks)[1]
+        return tuple(t for t in tasks if t in self.only_tasks) if self.only_tasks else tasks
+
+    @property
+    def out_dir(self) -> Path:
+        if self.out:
+            return Path(self.out)
+        name = "expert" if self.policy == "expert" else Path(self.policy).resolve().name
+        return Path("evals") / f"{name}-{self.env.tasks}-{self.protocol}"
+
+    def identity(self) -> dict[str, Any]:
+        """What decides each episode's outcome: a run directory only resumes under the same identity.
+
+        The tasks and the number of episodes are not part of it: a rerun with more extends the run.
+        """
+        policy = self.policy if self.policy == "expert" else str(Path(self.policy).resolve())
+        identity = {"policy": policy, "env": asdict(self.env), "protocol": self.protocol, "execution": self.execution}
+        if self.protocol == "metaworld_goals":
+            identity["goal_seed"] = self.goal_seed
+        if self.policy != "expert":  # another device may round differently
+            identity["device"] = self.device
+        return identity

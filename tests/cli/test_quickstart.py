@@ -1,0 +1,51 @@
+"""The README's main command, end to end at toy scale: collect, train, evaluate, print the table."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from polyact.cli import main
+
+
+@pytest.mark.slow
+def test_quickstart_collects_trains_and_evaluates(tmp_path, capsys):
+    out = tmp_path / "qs"
+    args = [
+        "quickstart",
+        f"out={out}",
+        "tasks=reach-v3",
+        "image_size=24",
+        "demos_per_task=2",
+        "train_steps=4",
+        "batch_size=8",
+        "eval_episodes_per_task=2",
+        "episode_steps=30",
+        "workers=1",
+        "policy.size=tiny",
+    ]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "| reach-v3 |" in printed and "**mean**" in printed and "minutes: collect" in printed
+    results = json.loads((out / "eval" / "results.json").read_text())
+    assert results["per_task"]["reach-v3"]["episodes"] == 2
+    assert (out / "train" / "policy" / "model.safetensors").is_file()
+    # a second run finds every stage done and only reprints
+    assert main(args) == 0
+    assert "resumed" in capsys.readouterr().out.lower()
+
+
+def test_cli_lists_commands_and_rejects_unknown_ones(capsys):
+    assert main(["--help"]) == 0
+    listing = capsys.readouterr().out
+    for command in ("quickstart", "collect", "train", "eval", "eval compare", "data info", "tasks"):
+        assert f"polyact {command}" in listing
+    assert main(["trian"]) == 2
+    assert "closest first: train" in capsys.readouterr().err
+
+
+def test_command_help_shows_the_config(capsys):
+    assert main(["train", "--help"]) == 0
+    shown = capsys.readouterr().out
+    assert "batch_size: 64" in shown and "head:" in shown

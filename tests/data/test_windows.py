@@ -1,0 +1,99 @@
+"""The window contract, checked against hand-computed windows at the start, middle and end of episodes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from polyact.data import EpisodeDataset
+from polyact.errors import ConfigError, UnknownNameError
+
+F, T = False, True
+
+
+@pytest.fixture
+def counting(tmp_path, create_writer, make_episode):
+    """Episodes whose step t has state = t, action = 100 + t and every pixel = t: windows are readable by eye."""
+    path = tmp_path / "ds"
+    with create_writer(path) as writer:
+        for seed, length in enumerate((10, 1)):
+            episode = make_episode(length, seed, task="push")
+            steps = np.arange(length, dtype=np.float32)
+            episode.observations["state"][:] = steps[:, None]
+            episode.observations["rgb/corner"][:] = np.arange(length, dtype=np.uint8)[:, None, None, None]
+            episode.actions[:] = 100 + steps[:, None]
+            writer.add_episode(episode)
+    return EpisodeDataset(path)
+
+
+# (episode, t, history, chunk) -> (state steps, obs_is_pad, action steps, action_is_pad), written out by hand
+CASES = {
+    (0, 0, 3, 4): ([0, 0, 0], [T, T, F], [0, 1, 2, 3], [F, F, F, F]),
+    (0, 1, 3, 4): ([0, 0, 1], [T, F, F], [1, 2, 3, 4], [F, F, F, F]),
+    (0, 0, 2, 16): ([0, 0], [T, F], list(range(10)) + [9] * 6, [F] * 10 + [T] * 6),
+    (0, 5, 2, 4): ([4, 5], [F, F], [5, 6, 7, 8], [F, F, F, F]),
+    (0, 5, 3, 16): ([3, 4, 5], [F, F, F], [5, 6, 7, 8, 9] + [9] * 11, [F] * 5 + [T] * 11),
+    (0, 8, 2, 4): ([7, 8], [F, F], [8, 9, 9, 9], [F, F, T, T]),
+    (0, 9, 3, 4): ([7, 8, 9], [F, F, F], [9, 9, 9, 9], [F, T, T, T]),
+    (0, 9, 2, 16): ([8, 9], [F, F], [9] * 16, [F] + [T] * 15),
+    (1, 0, 3, 4): ([0, 0, 0], [T, T, F], [0, 0, 0, 0], [F, T, T, T]),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES), ids=[f"ep{e}-t{t}-h{h}-k{k}" for e, t, h, k in CASES])
+def test_window_matches_hand_computed(counting, case):
+    episode, t, history, chunk = case
+    states, obs_pad, actions, action_pad = CASES[case]
+    w = counting.window(episode, t, history, chunk)
+    assert set(w) == {*(f"obs/{k}" for k in counting.features), "obs_is_pad", "action", "action_is_pad",
+                      "instruction", "task_index", "episode_index", "timestep"}
+    np.testing.assert_array_equal(w["obs/state"], np.repeat(np.array(states, np.float32)[:, None], 5, axis=1))
+    np.testing.assert_array_equal(w["obs/rgb/corner"][:, 0, 0, 0], states)
+    assert w["obs/rgb/corner"].shape == (history, 16, 16, 3) and w["obs/rgb/corner"].dtype == np.uint8
+    assert w["obs/depth/wrist"].shape == (history, 16, 16) and w["obs/depth/wrist"].dtype == np.float32
+    np.testing.assert_array_equal(w["obs_is_pad"], obs_pad)
+    assert w["obs_is_pad"].dtype == bool
+    assert w["action"].shape == (chunk, 4) and w["action"].dtype == np.float32
+    np.testing.assert_array_equal(w["action"][:, 0], 100 + np.array(actions, np.float32))
+    np.testing.assert_array_equal(w["action_is_pad"], action_pad)
+    assert w["instruction"] == counting.episodes[episode].instruction
+    assert w["task_index"] == sorted(counting.tasks).index("push") and w["task_index"].dtype == np.int64
+    assert (w["episode_index"], w["timestep"]) == (episode, t)
+
+
+def test_padding_repeats_real_steps_of_every_feature(counting):
+    w = counting.window(0, 0, 3, 2)
+    for key in counting.features:
+        arr = w[f"obs/{key}"]
+        np.testing.assert_array_equal(arr[0], arr[2], err_msg=key)
+        np.testing.assert_array_equal(arr[1], arr[2], err_msg=key)
+    whole = counting.episode_arrays(0)
+    np.testing.assert_array_equal(w["obs/extrinsics/corner"][2], whole["obs/extrinsics/corner"][0])
+
+
+def test_keys_select_features(counting):
+    w = counting.window(0, 4, 2, 4, keys=["rgb/corner", "state"])
+    assert sorted(k for k in w if k.startswith("obs/")) == ["obs/rgb/corner", "obs/state"]
+    with pytest.raises(UnknownNameError, match="rgb/corner"):  # closest valid names first
+        counting.window(0, 4, 2, 4, keys=["rgb/coner"])
+
+
+def test_batched_windows_equal_single_windows(counting):
+    episodes, steps = [0, 1, 0, 0], [9, 0, 0, 4]
+    batch = counting.windows(episodes, steps, 3, 5)
+    for b, (e, t) in enumerate(zip(episodes, steps, strict=True)):
+        single = counting.window(e, t, 3, 5)
+        for name, value in single.items():
+            if isinstance(value, str):
+                assert batch[name][b] == value
+            else:
+                np.testing.assert_array_equal(batch[name][b], value, err_msg=name)
+
+
+def test_out_of_range_requests_are_refused(counting):
+    with pytest.raises(IndexError, match="timestep 10 is outside episode 0 of length 10"):
+        counting.window(0, 10, 2, 4)
+    with pytest.raises(IndexError, match="episode 2"):
+        counting.window(2, 0, 2, 4)
+    with pytest.raises(ConfigError, match="history and chunk"):
+        counting.window(0, 0, 0, 4)

@@ -1,0 +1,88 @@
+"""Bad input fails before any rollout: a policy that does not fit the suite, unknown tasks, bad settings."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from polyact.envs.config import EnvConfig
+from polyact.envs.metaworld import metaworld_spec
+from polyact.errors import ConfigError, ContractError, UnknownNameError
+from polyact.eval import run as run_module
+from polyact.eval.checkpoint import load_policy
+from polyact.eval.config import EvalConfig
+from polyact.eval.policy import ExpertPolicy, PolicyRequirements, check_compatible
+
+SPEC = metaworld_spec("reach-v3", EnvConfig(tasks="MT10", cameras=["corner", "topview"], height=64, width=64), 80.0)
+FITS = PolicyRequirements(cameras=("corner",), action_dim=4, state_dim=4, goal_dim=3, image_size=(64, 64))
+
+
+def test_a_fitting_policy_passes():
+    check_compatible(FITS, SPEC)
+    check_compatible(None, SPEC)  # the scripted experts fit every suite
+
+
+def test_a_missing_camera_is_named_with_the_fix():
+    req = PolicyRequirements(("corner", "wrist"), 4, 4, 3)
+    with pytest.raises(ContractError, match=r"missing \['wrist'\].*env.cameras=\[corner,wrist\]"):
+        check_compatible(req, SPEC)
+
+
+def test_another_action_dimension_is_refused():
+    req = PolicyRequirements(("corner",), action_dim=7, state_dim=4, goal_dim=3)  # an rlbench_like policy
+    with pytest.raises(ContractError, match=r"7-D actions but metaworld takes 4-D actions \(dx, dy, dz, gripper\)"):
+        check_compatible(req, SPEC)
+
+
+def test_state_goal_and_image_size_mismatches_are_all_listed():
+    req = PolicyRequirements(("corner",), 4, state_dim=9, goal_dim=0, image_size=(128, 128))
+    with pytest.raises(ContractError) as err:
+        check_compatible(req, SPEC, "policy 'ckpt'")
+    message = str(err.value)
+    assert message.startswith("policy 'ckpt' does not fit metaworld task reach-v3")
+    assert "9-D state" in message and "0-D goal" in message and "env.height=128 env.width=128" in message
+
+
+class MisfitPolicy(ExpertPolicy):
+    requirements = PolicyRequirements(("corner",), action_dim=7, state_dim=4, goal_dim=3)
+
+
+def test_evaluate_refuses_a_misfit_before_any_rollout(tmp_path, make_config, monkeypatch):
+    monkeypatch.setattr(run_module, "build_policy", lambda cfg, n: MisfitPolicy())
+    cfg = make_config(tmp_path / "run")
+    with pytest.raises(ContractError, match="7-D actions"):
+        run_module.evaluate(cfg)
+    assert not (tmp_path / "run").exists()  # no store, no worker, no episode
+
+
+def test_unknown_tasks_list_the_closest_first():
+    with pytest.raises(UnknownNameError, match=r"'MT11'.*closest first: MT10"):
+        EvalConfig(env=EnvConfig(tasks="MT11"))
+    with pytest.raises(UnknownNameError, match=r"'rech-v3'; valid choices, closest first: reach-v3"):
+        EvalConfig(env=EnvConfig(tasks="MT10"), only_tasks=["rech-v3"])
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(ConfigError, match="50 goal configurations"):
+        EvalConfig(protocol="metaworld_goals", episodes_per_task=51)
+    with pytest.raises(ConfigError, match="needs Meta-World tasks"):
+        EvalConfig(protocol="metaworld_goals", env=EnvConfig(tasks="RLB-test"))
+    with pytest.raises(UnknownNameError, match="temporal_ensemble"):
+        EvalConfig(policy="ckpt", execution="temporal_ensembling")
+    with pytest.raises(ConfigError, match="scripted experts act step by step"):
+        EvalConfig(execution="receding_horizon")
+    with pytest.raises(UnknownNameError, match="seeds"):
+        EvalConfig(protocol="seed")
+
+
+def test_a_checkpoint_path_must_exist(tmp_path):
+    with pytest.raises(ConfigError, match="neither 'expert' nor a checkpoint directory"):
+        load_policy(str(tmp_path / "nope"), num_envs=2)
+
+
+def test_a_checkpoint_without_the_policy_package_fails_clearly(tmp_path, monkeypatch):
+    (tmp_path / "config.json").write_text("{}")
+    monkeypatch.setitem(sys.modules, "polyact.policies", None)  # as if polyact.policies were not importable
+    with pytest.raises(ConfigError, match="needs polyact.policies.VLAPolicy.*policy=expert"):
+        load_policy(str(tmp_path), num_envs=2)

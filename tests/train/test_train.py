@@ -1,0 +1,198 @@
+"""Training on a real Meta-World dataset: losses fall, checkpoints load, kills resume exactly,
+DDP and FSDP over gloo equal a single process, and divergence stops with the step named."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from polyact.config import load_config
+from polyact.data.windows import WindowDataset, collate_windows
+from polyact.envs import EVAL_SEED_BASE, EnvConfig, make_env
+from polyact.errors import ConfigError
+from polyact.policies import ChunkRunner, VLAPolicy
+from polyact.policies.chunking import make_executor
+from polyact.train import TrainConfig, TrainingDivergedError, train
+from polyact.train.checkpoint import latest_checkpoint
+from polyact.train.loop import warmup_cosine
+
+
+def overrides(dataset: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        f"dataset={dataset}",
+        f"out={out}",
+        "policy.size=tiny",
+        "batch_size=8",
+        "num_workers=0",
+        "progress=false",
+        "log_every=1",
+        "optim.warmup_steps=2",
+        *extra,
+    ]
+
+
+def losses(out: Path) -> dict[int, float]:
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    return {r["step"]: r["loss"] for r in map(json.loads, lines)}
+
+
+def test_warmup_then_cosine():
+    assert warmup_cosine(0, 4, 100, 0.1) == pytest.approx(0.25)
+    assert warmup_cosine(3, 4, 100, 0.1) == pytest.approx(1.0)
+    assert warmup_cosine(52, 4, 100, 0.1) == pytest.approx(0.55)
+    assert warmup_cosine(100, 4, 100, 0.1) == pytest.approx(0.1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("head", ["l1", "uniform_bins", "adaptive_grid", "diffusion", "flow"])
+def test_every_head_learns_on_metaworld_demonstrations(metaworld_dataset, tmp_path, head):
+    cfg = load_config(
+        TrainConfig,
+        overrides(
+            metaworld_dataset,
+            tmp_path,
+            f"policy.head.name={head}",
+            "steps=40",
+            "optim.lr=1e-3",
+            "ema_decay=0",
+            "policy.head.grid_translation=[4,8,4]",
+            "policy.head.grid_rotation=[4,4,4]",
+        ),
+    )
+    final = train(cfg)
+    curve = losses(tmp_path)
+    first, last = np.mean([curve[s] for s in range(1, 6)]), np.mean([curve[s] for s in range(36, 41)])
+    assert last < 0.9 * first, f"{head}: loss went from {first:.4f} to {last:.4f}"
+    policy = VLAPolicy.from_pretrained(final)
+    assert policy.config.head.name == head
+    # and it acts in closed loop: observations from the simulator in, chunks executed step by step
+    env = make_env("reach-v3", EnvConfig(tasks="reach-v3", height=32, width=32))
+    runner = ChunkRunner(policy, 1, make_executor(policy.config.execution, 1, policy.config))
+    try:
+        obs, _ = env.reset(seed=EVAL_SEED_BASE)
+        start = obs["state"][:3].copy()
+        for _ in range(3 * policy.config.execute):
+            action = runner.act([obs])[0]
+            assert np.all(np.isfinite(action)) and action.shape == (4,)
+            obs, *_ = env.step(action)
+    finally:
+        env.close()
+    assert not np.allclose(obs["state"][:3], start)  # the arm moved under the policy's actions
+
+
+@pytest.mark.slow
+def test_saved_policy_reproduces_the_trained_model(metaworld_dataset, tmp_path):
+    cfg = load_config(TrainConfig, overrides(metaworld_dataset, tmp_path, "steps=2", "ema_decay=0"))
+    final = train(cfg)
+    weights = load_file(str(latest_checkpoint(tmp_path) / "weights.safetensors"))
+    policy = VLAPolicy.from_pretrained(final)
+    assert all(torch.equal(weights[k], v) for k, v in policy.state_dict().items())
+    again = VLAPolicy.from_pretrained(final)
+    windows = WindowDataset(metaworld_dataset, history=1, chunk=policy.config.chunk)
+    batch = collate_windows([windows[i] for i in (0, 7, 30)])
+    assert np.array_equal(policy.predict_chunk(batch), again.predict_chunk(batch))
+
+
+def _run_cli(args: list[str], **kwargs) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "polyact.cli", "train", *args], start_new_session=True, **kwargs)
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_with_the_same_losses(metaworld_dataset, tmp_path):
+    args = lambda out: overrides(metaworld_dataset, out, "steps=12", "checkpoint_every=4", "num_workers=1")  # noqa: E731
+    whole = tmp_path / "whole"
+    assert _run_cli(args(whole)).wait() == 0
+    killed = tmp_path / "killed"
+    child = _run_cli(args(killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and child.poll() is None:
+        if (killed / "metrics.jsonl").exists() and len(losses(killed)) >= 6:
+            break
+        time.sleep(0.02)
+    os.killpg(child.pid, signal.SIGKILL)
+    child.wait()
+    assert latest_checkpoint(killed).name == "step_00000004"
+    resumed = _run_cli(args(killed), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output = resumed.communicate()[0]
+    assert resumed.returncode == 0, output
+    assert "resumed from" in output and "at step 4" in output
+    reference, after = losses(whole), losses(killed)  # the resumed run appends steps 5.. again
+    for step in range(5, 13):
+        assert after[step] == pytest.approx(reference[step], rel=1e-6, abs=1e-7), step
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sharding", ["ddp", "fsdp"])
+def test_one_distributed_step_equals_one_single_process_step(metaworld_dataset, tmp_path, sharding):
+    # L1 head, no augmentation, no dropout: the step is a deterministic function of the batch
+    common = ["steps=1", "ema_decay=0", "policy.vision.random_shift=0", "batch_size=8"]
+    single = tmp_path / "single"
+    train(load_config(TrainConfig, overrides(metaworld_dataset, single, *common)))
+    multi = tmp_path / sharding
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "polyact.cli",
+        "train",
+        *overrides(metaworld_dataset, multi, *common, f"sharding={sharding}"),
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=os.environ | {"OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    a = load_file(str(latest_checkpoint(single) / "weights.safetensors"))
+    b = load_file(str(latest_checkpoint(multi) / "weights.safetensors"))
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.allclose(a[key], b[key], rtol=1e-4, atol=1e-5), key
+    assert losses(single)[1] == pytest.approx(losses(multi)[1], rel=1e-5)
+
+
+@pytest.mark.slow
+def test_divergence_stops_naming_the_step_and_keeps_the_last_checkpoint(metaworld_dataset, tmp_path):
+    cfg = load_config(
+        TrainConfig,
+        overrides(
+            metaworld_dataset,
+            tmp_path,
+            "steps=400",
+            "checkpoint_every=1",
+            "optim.lr=1e6",
+            "optim.grad_clip=0",
+            "optim.warmup_steps=0",
+            "ema_decay=0",
+        ),
+    )
+    with pytest.raises(TrainingDivergedError, match=r"diverged at step \d+") as err:
+        train(cfg)
+    last = latest_checkpoint(tmp_path)
+    assert last is not None and str(last) in str(err.value)
+    VLAPolicy.from_pretrained(last / "policy")  # still loads
+
+
+def test_bad_training_config_is_refused(metaworld_dataset, tmp_path):
+    with pytest.raises(ConfigError, match=r"unknown config key 'optim.learning_rate'.*closest first: .*\blr\b"):
+        load_config(TrainConfig, overrides(metaworld_dataset, tmp_path, "optim.learning_rate=1"))
+    with pytest.raises(ConfigError, match="closest first: diffusion"):
+        load_config(TrainConfig, overrides(metaworld_dataset, tmp_path, "policy.head.name=difusion"))
+    with pytest.raises(ConfigError, match="batch_size"):
+        load_config(TrainConfig, overrides(metaworld_dataset, tmp_path, "batch_size=0"))
+
+
+@pytest.mark.slow
+def test_resuming_with_other_settings_is_refused(metaworld_dataset, tmp_path):
+    train(load_config(TrainConfig, overrides(metaworld_dataset, tmp_path, "steps=1")))
+    with pytest.raises(ConfigError, match="other settings.*optim"):
+        train(load_config(TrainConfig, overrides(metaworld_dataset, tmp_path, "steps=2", "optim.lr=1e-2")))

@@ -1,0 +1,285 @@
+"""The training loop, read top to bottom: data, policy, optimiser, then one step after another.
+
+The same code runs on 2 CPU cores and under `torchrun --nproc_per_node=N` on GPUs (train/distributed.py).
+Every step seeds its random generators from (seed, step, rank) and the sampler's position is a
+function of the step, so a run killed at any moment and started again with the same command
+continues exactly where its last checkpoint left off.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from polyact.config import to_yaml
+from polyact.data import EpisodeDataset
+from polyact.data.sampler import TaskBalancedSampler
+from polyact.data.windows import WindowDataset, collate_windows
+from polyact.errors import ConfigError, PolyactError
+from polyact.policies import VLAPolicy, build_policy
+from polyact.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, write_policy
+from polyact.train.config import TrainConfig
+from polyact.train.distributed import Dist, any_rank, mean_over_ranks, setup, teardown, wrap
+from polyact.train.ema import EMA
+
+RUN_FILE = "run.json"
+
+
+class TrainingDivergedError(PolyactError):
+    """The loss or the gradient norm became NaN or infinite."""
+
+
+def train(cfg: TrainConfig) -> Path:
+    """Train (or resume training) and return the directory of the final policy."""
+    d = setup(cfg.device)
+    try:
+        return _train(cfg, d)
+    finally:
+        teardown(d)
+
+
+def observation_keys(policy: VLAPolicy, dataset: EpisodeDataset) -> list[str]:
+    """The dataset features the policy reads (images of its cameras, depth for Ego3D, state, goal)."""
+    keys = [f"rgb/{cam}" for cam in policy.config.cameras]
+    if policy.config.vision.depth:
+        keys += [f"{kind}/{cam}" for cam in policy.config.cameras for kind in ("depth", "intrinsics")]
+    keys.append("state")
+    if policy.config.goal_dim:
+        keys.append("goal")
+    missing = [k for k in keys if k not in dataset.features]
+    if missing:
+        raise ConfigError(
+            f"{dataset.path} lacks features {missing} that the policy needs; it has {sorted(dataset.features)}"
+        )
+    return keys
+
+
+def _check_run(out: Path, cfg: TrainConfig, d: Dist) -> None:
+    """A resumed run must be the same run: refuse to continue one trained with other settings."""
+    path = out / RUN_FILE
+    identity = json.loads(json.dumps(cfg.resume_identity()))
+    if path.is_file():
+        recorded = json.loads(path.read_text())
+        if recorded != identity:
+            changed = sorted(k for k in identity if recorded.get(k) != identity[k])
+            raise ConfigError(
+                f"{out} holds a run trained with other settings ({', '.join(changed)} differ); "
+                "rerun with the same settings to resume it, or choose another `out`"
+            )
+    elif d.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(identity, indent=2) + "\n")
+        (out / "config.yaml").write_text(to_yaml(cfg))
+
+
+def _build(cfg: TrainConfig, dataset: EpisodeDataset, resume: Path | None) -> VLAPolicy:
+    if resume is not None:
+        return VLAPolicy.from_pretrained(resume / "policy")
+    if dataset.env_spec is None:
+        raise ConfigError(f"{dataset.path} has no environment spec; record it with `polyact collect`")
+    instructions = [i for per_task in dataset.tasks.values() for i in per_task]
+    samples = None
+    if cfg.policy.head.name == "adaptive_grid":
+        samples = np.concatenate([dataset.episode_arrays(e.index, keys=[])["action"] for e in dataset.episodes])
+    return build_policy(cfg.policy, dataset.env_spec, dataset.stats, instructions, samples)
+
+
+def _param_groups(policy: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """No weight decay on biases, norms, embeddings and learned tokens (1-D or named so)."""
+    decay, no_decay = [], []
+    for name, p in policy.named_parameters():
+        if not p.requires_grad:
+            continue
+        plain = p.ndim < 2 or any(word in name for word in ("embed", "token", "norm", "query"))
+        (no_decay if plain else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def warmup_cosine(step: int, warmup: int, total: int, min_ratio: float) -> float:
+    """The learning-rate multiplier: linear warmup from 0, then cosine decay to `min_ratio`."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+def _step_seed(seed: int, step: int, d: Dist) -> int:
+    return (seed * 1_000_003 + step) * d.world_size + d.rank
+
+
+def _train(cfg: TrainConfig, d: Dist) -> Path:
+    out = Path(cfg.out)
+    _check_run(out, cfg, d)
+    if cfg.batch_size % d.world_size:
+        raise ConfigError(f"batch_size {cfg.batch_size} is not divisible by the {d.world_size} processes")
+    per_rank = cfg.batch_size // d.world_size
+
+    # --- data ---------------------------------------------------------------------------------------
+    dataset = EpisodeDataset(cfg.dataset)
+    resume = latest_checkpoint(out)
+    torch.manual_seed(cfg.seed)  # the same initial weights on every rank
+    policy = _build(cfg, dataset, resume).to(d.device).train()
+    windows = WindowDataset(
+        dataset, history=policy.config.history, chunk=policy.config.chunk, keys=observation_keys(policy, dataset)
+    )
+    labels = windows.item_tasks() if cfg.balance_tasks else np.zeros(len(windows), dtype=np.int64)
+    sampler = TaskBalancedSampler(labels, seed=cfg.seed, num_replicas=d.world_size, rank=d.rank)
+    batches_per_epoch = len(sampler) // per_rank
+    if batches_per_epoch < 1:
+        raise ConfigError(f"{cfg.dataset} has {len(windows)} windows, fewer than one batch of {cfg.batch_size}")
+    loader = DataLoader(
+        windows,
+        batch_size=per_rank,
+        sampler=sampler,
+        num_workers=cfg.num_workers,
+        collate_fn=collate_windows,
+        drop_last=True,
+        pin_memory=d.device.type == "cuda",
+        persistent_workers=cfg.num_workers > 0,
+    )
+
+    # --- model, optimiser, schedule -----------------------------------------------------------------
+    model = wrap(policy, d, cfg.sharding)
+    forward = torch.compile(model) if cfg.compile else model
+    optimizer = torch.optim.AdamW(
+        _param_groups(policy, cfg.optim.weight_decay),
+        lr=cfg.optim.lr,
+        betas=tuple(cfg.optim.betas),
+        fused=d.device.type == "cuda",
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: warmup_cosine(s, cfg.optim.warmup_steps, cfg.steps, cfg.optim.min_lr_ratio)
+    )
+    ema = EMA(model, cfg.ema_decay) if cfg.ema_decay else None
+    start = 0
+    if resume is not None:
+        start = load_checkpoint(resume, model, optimizer, scheduler, ema)["step"]
+    sampler.load_state_dict(
+        sampler.state_dict() | {"epoch": start // batches_per_epoch, "consumed": (start % batches_per_epoch) * per_rank}
+    )
+    bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and d.device.type == "cuda")
+    autocast = torch.autocast(d.device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
+
+    # --- logging (rank 0) ---------------------------------------------------------------------------
+    log = metrics_file = None
+    if d.is_main:
+        from torch.utils.tensorboard import SummaryWriter
+
+        log = SummaryWriter(str(out / "tb"))
+        metrics_file = (out / "metrics.jsonl").open("a")
+    bar = tqdm(total=cfg.steps, initial=start, desc="train", unit="step", disable=not (cfg.progress and d.is_main))
+    if d.is_main and resume is not None:
+        tqdm.write(f"resumed from {resume} at step {start}")
+
+    # --- the loop -----------------------------------------------------------------------------------
+    generator = torch.Generator(d.device)
+    began = window_start = time.monotonic()
+    window_losses: list[float] = []
+    iterator = iter(loader)
+    step = start
+    last_checkpoint = resume
+    try:
+        while step < cfg.steps:
+            try:
+                batch = next(iterator)
+            except StopIteration:  # an epoch ended; the sampler has moved on to the next
+                iterator = iter(loader)
+                continue
+            batch = _to_device(batch, d.device)
+            seed = _step_seed(cfg.seed, step, d)
+            torch.manual_seed(seed)
+            generator.manual_seed(seed)
+            with autocast:
+                loss, metrics = forward(batch, generator=generator)
+            loss_value = float(loss.detach())
+            optimizer.zero_grad(set_to_none=True)
+            diverged = not math.isfinite(loss_value)
+            grad_norm = float("nan")
+            if not any_rank(diverged, d):
+                loss.backward()
+                grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip or math.inf))
+                diverged = not math.isfinite(grad_norm)
+            if any_rank(diverged, d):
+                where = f"the last good checkpoint is {last_checkpoint}" if last_checkpoint else "no checkpoint yet"
+                raise TrainingDivergedError(
+                    f"training diverged at step {step + 1}: loss {loss_value}, gradient norm {grad_norm}; {where}. "
+                    "Lower optim.lr or check the dataset's statistics (polyact data info)"
+                )
+            optimizer.step()
+            scheduler.step()
+            if ema is not None:
+                ema.update()
+            step += 1
+            window_losses.append(mean_over_ranks(loss_value, d))
+            bar.update(1)
+
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                elapsed = time.monotonic() - window_start
+                record = {
+                    **{f"head/{k}": float(v) for k, v in metrics.items()},  # this rank's last batch
+                    "step": step,
+                    "loss": float(np.mean(window_losses)),
+                    "lr": scheduler.get_last_lr()[0],
+                    "grad_norm": grad_norm,
+                    "samples_per_s": len(window_losses) * cfg.batch_size / max(elapsed, 1e-9),
+                }
+                if d.is_main:
+                    for key, value in record.items():
+                        if key != "step":
+                            log.add_scalar(f"train/{key}", value, step)
+                    metrics_file.write(json.dumps(record) + "\n")
+                    metrics_file.flush()
+                bar.set_postfix(loss=f"{record['loss']:.4f}", samples_s=f"{record['samples_per_s']:.0f}")
+                window_losses, window_start = [], time.monotonic()
+
+            out_of_time = any_rank(cfg.max_minutes > 0 and time.monotonic() - began > 60 * cfg.max_minutes, d)
+            if step % cfg.checkpoint_every == 0 or step == cfg.steps or out_of_time:
+                last_checkpoint = save_checkpoint(
+                    out,
+                    step,
+                    model,
+                    policy,
+                    optimizer,
+                    scheduler,
+                    sampler.state_dict(),
+                    ema,
+                    d,
+                    cfg.keep_checkpoints,
+                )
+            if out_of_time:
+                if d.is_main:
+                    tqdm.write(f"stopping at step {step}: max_minutes={cfg.max_minutes} reached")
+                break
+    finally:
+        bar.close()
+        if d.is_main:
+            log.close()
+            metrics_file.close()
+
+    final = out / "policy"
+    if ema is not None:
+        with ema.applied():
+            write_policy(model, policy, d, final)
+    else:
+        write_policy(model, policy, d, final)
+    return final
+
+
+def run(cfg: TrainConfig) -> Path:
+    """`polyact train`."""
+    final = train(cfg)
+    print(f"policy saved to {final}")
+    return final
