@@ -48,6 +48,21 @@ COMMANDS: dict[str, Command] = {
         "polyact.eval.compare:CompareConfig",
         "polyact.eval.compare:run",
     ),
+    "serve": Command(
+        "serve a checkpoint over a websocket (msgpack arrays) to robots, batching concurrent clients",
+        "polyact.deploy.config:ServeConfig",
+        "polyact.deploy.server:run",
+    ),
+    "ros": Command(
+        "the ROS bridge: a policy drives a robot at a fixed rate through the safety layer",
+        "polyact.deploy.config:BridgeConfig",
+        "polyact.deploy.ros.node:run",
+    ),
+    "ros sim": Command(
+        "a simulated robot on ROS: a Meta-World task publishing cameras and state, executing twist commands",
+        "polyact.deploy.config:SimRobotConfig",
+        "polyact.deploy.ros.sim_robot:run",
+    ),
 }
 PLAIN_COMMANDS = {
     "data info": "polyact data info PATH      episodes per task, lengths, success, features, size on disk",

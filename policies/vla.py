@@ -136,7 +136,7 @@ class VLAPolicy(nn.Module):
     # --- training -----------------------------------------------------------------------------------
     def compute_loss(
         self, batch: Mapping[str, Any], generator: torch.Generator | None = None
-    ) -> tuple[torch.Tensor, dict[str, float]]:
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Training loss on a loader batch (raw actions; padded steps excluded) and metrics."""
         actions = self._get(batch, "action").float()  # (B, H, A)
         pad = self._get(batch, "action_is_pad").bool()  # (B, H)

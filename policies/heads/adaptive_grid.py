@@ -221,15 +221,15 @@ class AdaptiveGridHead(ActionHead):
 
     def loss(self, readout, actions, pad, generator=None):
         targets = self.grid.encode(zero_padded(actions, pad))  # (B, H, T)
-        metrics: dict[str, float] = {}
+        metrics: dict[str, torch.Tensor] = {}
         total = readout.new_zeros(())
         for i, (part, logits) in enumerate(zip(self.parts, self._logits(readout), strict=True)):
             ce = F.cross_entropy(rearrange(logits, "b h v -> b v h"), targets[..., i], reduction="none")  # (B, H)
             total = total + masked_mean(ce, pad)
             with torch.no_grad():
-                metrics[f"accuracy_{part}"] = masked_mean((logits.argmax(-1) == targets[..., i]).float(), pad).item()
+                metrics[f"accuracy_{part}"] = masked_mean((logits.argmax(-1) == targets[..., i]).float(), pad).detach()
         loss = total / len(self.parts)
-        return loss, {"loss": loss.item(), **metrics}
+        return loss, {"loss": loss.detach(), **metrics}
 
     def sample(self, readout, generator=None, noise=None):
         tokens = [pick_tokens(logits, self.cfg.temperature, generator) for logits in self._logits(readout)]

@@ -38,8 +38,8 @@ class ActionHead(nn.Module, ABC):
         actions: torch.Tensor,
         pad: torch.Tensor,
         generator: torch.Generator | None = None,
-    ) -> tuple[torch.Tensor, dict[str, float]]:
-        """Mean loss over the real (unpadded) steps and a metrics dict of floats."""
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Mean loss over the real (unpadded) steps, and metrics as detached scalars (no device sync)."""
 
     @abstractmethod
     def sample(

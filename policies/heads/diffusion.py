@@ -68,7 +68,7 @@ class DiffusionHead(ActionHead):
         x_t = ab.sqrt() * a + (1 - ab).sqrt() * noise
         eps = self._eps(x_t, t, self.denoiser.condition(readout))
         loss = masked_mean(F.mse_loss(eps, noise, reduction="none"), pad)
-        return loss, {"loss": loss.item()}
+        return loss, {"loss": loss.detach()}
 
     def sample(self, readout, generator=None, noise=None, steps: int | None = None):
         """DDIM with `steps` (default head.sample_steps) steps from `noise` (B, H, A) or fresh noise."""

@@ -43,7 +43,7 @@ class FlowHead(ActionHead):
         x_t = tt * noise + (1 - tt) * a
         v = self._velocity(x_t, t, self.denoiser.condition(readout))
         loss = masked_mean(F.mse_loss(v, noise - a, reduction="none"), pad)
-        return loss, {"loss": loss.item()}
+        return loss, {"loss": loss.detach()}
 
     def sample(self, readout, generator=None, noise=None, steps: int | None = None):
         """Euler integration from noise (t = 1) to actions (t = 0) in `steps` (default head.sample_steps)."""

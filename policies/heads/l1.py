@@ -28,4 +28,4 @@ class L1Head(ActionHead):
 
     def loss(self, readout, actions, pad, generator=None):
         loss = masked_mean(F.l1_loss(self.sample(readout), actions, reduction="none"), pad)
-        return loss, {"loss": loss.item()}
+        return loss, {"loss": loss.detach()}

@@ -88,7 +88,7 @@ class UniformBinsHead(ActionHead):
         loss = masked_mean(ce, pad)
         with torch.no_grad():
             accuracy = masked_mean((logits.argmax(-1) == targets).float(), pad)
-        return loss, {"loss": loss.item(), "token_accuracy": accuracy.item()}
+        return loss, {"loss": loss.detach(), "token_accuracy": accuracy.detach()}
 
     def sample(self, readout, generator=None, noise=None):
         t = self.cfg.temperature

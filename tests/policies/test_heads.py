@@ -35,7 +35,7 @@ def test_shapes_and_finite_loss(name, decoding, action_dim):
     actions = torch.rand(B, H, action_dim) * 2 - 1
     pad = torch.zeros(B, H, dtype=torch.bool)
     loss, metrics = head.loss(readout, actions, pad, generator=torch.Generator().manual_seed(0))
-    assert loss.dim() == 0 and math.isfinite(loss.item()) and metrics["loss"] == pytest.approx(loss.item())
+    assert loss.dim() == 0 and math.isfinite(loss.item()) and float(metrics["loss"]) == pytest.approx(loss.item())
     loss.backward()
     assert readout.grad is not None and bool(readout.grad.abs().sum() > 0)
     with torch.no_grad():
