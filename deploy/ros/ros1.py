@@ -19,13 +19,10 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-import numpy as np
-
 from polyact.deploy.config import BridgeConfig
 from polyact.deploy.ros import RosUnavailableError
-from polyact.deploy.ros.convert import intrinsics_from_ros
 from polyact.deploy.ros.core import Bridge, Tick
-from polyact.deploy.ros.messages import camera_topics, command_message, image_array, xyz, xyzw
+from polyact.deploy.ros.messages import command_message, subscriptions
 
 SYSTEM_PACKAGES = "/usr/lib/python3/dist-packages"  # where Debian's python3-rospy installs rospy
 RGB_BUFFER_BYTES = 1 << 24  # rospy's default 64 KiB receive buffer makes image topics lag
@@ -62,34 +59,15 @@ class Ros1Bridge:
 
     def __init__(self, rospy: ModuleType, bridge: Bridge, cfg: BridgeConfig):
         from geometry_msgs.msg import PoseStamped, Twist, TwistStamped
-        from sensor_msgs.msg import CameraInfo, Image, JointState
-        from std_msgs.msg import Bool, Empty, Float32MultiArray, Float64, String
+        from std_msgs.msg import Float64, String
 
         self.rospy, self.bridge, self.cfg = rospy, bridge, cfg
         self.msg = {"PoseStamped": PoseStamped, "Twist": Twist, "TwistStamped": TwistStamped, "Float64": Float64}
-        t, s = cfg.topics, bridge.sensors
-        subs: list[tuple[str, type, Callable[[Any], None]]] = []
-        for camera, topic in camera_topics(t.rgb, s.cameras).items():
-            subs.append((topic, Image, lambda m, c=camera: s.rgb(c, image_array(m))))
-        if any(k.startswith("depth/") for k in s.features):
-            for camera, topic in camera_topics(t.depth, s.cameras).items():
-                subs.append((topic, Image, lambda m, c=camera: s.depth(c, image_array(m))))
-            for camera, topic in camera_topics(t.camera_info, s.cameras).items():
-                subs.append((topic, CameraInfo, lambda m, c=camera: s.camera_info(c, *_camera_info(m))))
-        subs.append((t.pose, PoseStamped, lambda m: s.pose(xyz(m.pose.position), xyzw(m.pose.orientation))))
-        if cfg.state_source == "pose" and t.gripper_state:
-            subs.append((t.gripper_state, Float64, lambda m: s.gripper_state(m.data)))
-        if cfg.state_source == "joint_state":
-            subs.append((t.joint_state, JointState, lambda m: s.joint_state(m.name, m.position)))
-        if "goal" in s.features:
-            subs.append((t.goal, Float32MultiArray, lambda m: s.goal(m.data)))
-        if not cfg.instruction:
-            subs.append((t.instruction, String, lambda m: s.instruction(m.data)))
-        subs.append((t.estop, Bool, lambda m: bridge.estop(m.data)))
-        subs.append((t.reset, Empty, lambda m: bridge.reset()))
+        t = cfg.topics
+        sensors, others = subscriptions(bridge, cfg)
         self.subscribers = [
             rospy.Subscriber(topic, kind, callback, queue_size=1, buff_size=RGB_BUFFER_BYTES)
-            for topic, kind, callback in subs
+            for topic, kind, callback in sensors + others
         ]
         kind = {"twist_stamped": TwistStamped, "twist": Twist, "pose": PoseStamped}[cfg.command.kind]
         self.command_pub = rospy.Publisher(t.command, kind, queue_size=1)
@@ -125,7 +103,3 @@ def run(bridge: Bridge, cfg: BridgeConfig, should_stop: Callable[[], bool] = lam
     finally:
         adapter.publish(bridge.final_hold())
         adapter.close()
-
-
-def _camera_info(m: Any) -> tuple[np.ndarray, int, int]:
-    return intrinsics_from_ros(m.K), m.height, m.width

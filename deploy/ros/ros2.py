@@ -23,13 +23,10 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-import numpy as np
-
 from polyact.deploy.config import BridgeConfig
 from polyact.deploy.ros import RosUnavailableError
-from polyact.deploy.ros.convert import intrinsics_from_ros
 from polyact.deploy.ros.core import Bridge, Tick
-from polyact.deploy.ros.messages import camera_topics, command_message, image_array, xyz, xyzw
+from polyact.deploy.ros.messages import command_message, subscriptions
 
 
 def import_rclpy() -> ModuleType:
@@ -52,34 +49,14 @@ class Ros2Bridge:
         from geometry_msgs.msg import PoseStamped, Twist, TwistStamped
         from rclpy.executors import MultiThreadedExecutor
         from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
-        from sensor_msgs.msg import CameraInfo, Image, JointState
-        from std_msgs.msg import Bool, Empty, Float32MultiArray, Float64, String
+        from std_msgs.msg import Float64, String
 
         self.bridge, self.cfg = bridge, cfg
         self.node = rclpy.create_node(cfg.node_name)
         self.msg = {"PoseStamped": PoseStamped, "Twist": Twist, "TwistStamped": TwistStamped, "Float64": Float64}
-        t, s = cfg.topics, bridge.sensors
-        sensors: list[tuple[str, type, Callable[[Any], None]]] = []
-        for camera, topic in camera_topics(t.rgb, s.cameras).items():
-            sensors.append((topic, Image, lambda m, c=camera: s.rgb(c, image_array(m))))
-        if any(k.startswith("depth/") for k in s.features):
-            for camera, topic in camera_topics(t.depth, s.cameras).items():
-                sensors.append((topic, Image, lambda m, c=camera: s.depth(c, image_array(m))))
-            for camera, topic in camera_topics(t.camera_info, s.cameras).items():
-                sensors.append((topic, CameraInfo, lambda m, c=camera: s.camera_info(c, *_camera_info(m))))
-        sensors.append((t.pose, PoseStamped, lambda m: s.pose(xyz(m.pose.position), xyzw(m.pose.orientation))))
-        if cfg.state_source == "pose" and t.gripper_state:
-            sensors.append((t.gripper_state, Float64, lambda m: s.gripper_state(m.data)))
-        if cfg.state_source == "joint_state":
-            sensors.append((t.joint_state, JointState, lambda m: s.joint_state(m.name, m.position)))
+        t = cfg.topics
+        sensors, others = subscriptions(bridge, cfg)
         reliable = QoSProfile(depth=10)
-        others: list[tuple[str, type, Callable[[Any], None]]] = []
-        if "goal" in s.features:
-            others.append((t.goal, Float32MultiArray, lambda m: s.goal(m.data)))
-        if not cfg.instruction:
-            others.append((t.instruction, String, lambda m: s.instruction(m.data)))
-        others.append((t.estop, Bool, lambda m: bridge.estop(m.data)))
-        others.append((t.reset, Empty, lambda m: bridge.reset()))
         self.subscriptions = [
             self.node.create_subscription(kind, topic, callback, qos)
             for subs, qos in ((sensors, qos_profile_sensor_data), (others, reliable))
@@ -134,7 +111,3 @@ def _stamp(seconds: float) -> Any:
 
     whole = int(seconds)
     return Time(sec=whole, nanosec=int((seconds - whole) * 1e9))
-
-
-def _camera_info(m: Any) -> tuple[np.ndarray, int, int]:
-    return intrinsics_from_ros(m.k), m.height, m.width  # ROS 2 spells it k, ROS 1 K

@@ -1,7 +1,7 @@
 """A simulated robot on ROS 1: a Meta-World task that publishes what a robot's drivers publish and moves
 as an end-effector velocity controller would, so the bridge can be tested end to end without hardware.
 
-    python -m polyact.deploy.ros.sim_robot task=reach-v3 rate_hz=10 log_path=sim.jsonl
+    polyact ros sim task=reach-v3 rate_hz=10 log_path=sim.jsonl   (or python -m polyact.deploy.ros.sim_robot ...)
 
 Every `rate_hz` period it steps the simulator once, then publishes (topics as the bridge reads them):
 each camera's RGB (rgb8/bgr8), depth (32FC1 metres / 16UC1 millimetres) and CameraInfo; the end
