@@ -14,15 +14,7 @@ from polyact.envs.rlbench_like import props
 from polyact.envs.rlbench_like.sim import Sim
 from polyact.envs.rlbench_like.tasks.base import Privileged, Script, Task
 from polyact.envs.rlbench_like.tasks.common import pick, place, scatter
-from polyact.envs.rlbench_like.variations import (
-    COLOURS,
-    TEST_COLOURS,
-    TRAIN_COLOURS,
-    Variation,
-    colour_split,
-    distractor_pool,
-    enumerate_variations,
-)
+from polyact.envs.rlbench_like.variations import COLOURS, Variation, colour_variations, distractor_pool
 
 JAR_R, JAR_HALF = 0.035, 0.04
 LID_R, LID_HALF = 0.042, 0.008
@@ -46,15 +38,8 @@ class CloseJar(Task):
         props.geom(lid, props.CYLINDER, (KNOB_R, KNOB_HALF), props.GREY, pos=(0, 0, KNOB_Z), mass=0.01)
 
     def variations(self) -> tuple[Variation, ...]:
-        return enumerate_variations(
-            [
-                (
-                    colour_split(c),
-                    {"colour": c},
-                    [f"close the {c} jar", f"put the lid on the {c} jar", f"screw the lid onto the {c} jar"],
-                )
-                for c in TRAIN_COLOURS + TEST_COLOURS
-            ]
+        return colour_variations(
+            ["close the {colour} jar", "put the lid on the {colour} jar", "screw the lid onto the {colour} jar"]
         )
 
     def reset(self, sim: Sim, rng: np.random.Generator, variation: Variation) -> None:

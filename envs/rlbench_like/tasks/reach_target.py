@@ -11,15 +11,7 @@ from polyact.envs.rlbench_like import props
 from polyact.envs.rlbench_like.sim import Sim
 from polyact.envs.rlbench_like.tasks.base import CLOSE, Privileged, Script, Task, Waypoint
 from polyact.envs.rlbench_like.tasks.common import scatter
-from polyact.envs.rlbench_like.variations import (
-    COLOURS,
-    TEST_COLOURS,
-    TRAIN_COLOURS,
-    Variation,
-    colour_split,
-    distractor_pool,
-    enumerate_variations,
-)
+from polyact.envs.rlbench_like.variations import COLOURS, Variation, colour_variations, distractor_pool
 
 RADIUS = 0.025
 N_SPHERES = 3
@@ -34,15 +26,8 @@ class ReachTarget(Task):
             props.geom(props.body(spec.worldbody, f"sphere{i}"), props.SPHERE, (RADIUS,), collide=False)
 
     def variations(self) -> tuple[Variation, ...]:
-        return enumerate_variations(
-            [
-                (
-                    colour_split(c),
-                    {"colour": c},
-                    [f"reach the {c} target", f"touch the {c} ball", f"move to the {c} sphere"],
-                )
-                for c in TRAIN_COLOURS + TEST_COLOURS
-            ]
+        return colour_variations(
+            ["reach the {colour} target", "touch the {colour} ball", "move to the {colour} sphere"]
         )
 
     def reset(self, sim: Sim, rng: np.random.Generator, variation: Variation) -> None:
