@@ -30,10 +30,10 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Replace `path` with `obj` as JSON so that a crash leaves either the old or the new file, never half."""
-    tmp = path.with_name(path.name + ".tmp")
-    data = json.dumps(obj, indent=1, allow_nan=False).encode()
+def write_bytes_atomic(path: Path, data: bytes, tmp: Path | None = None) -> None:
+    """Replace `path` with `data` through `tmp` (default `<name>.tmp`), fsynced and renamed, so that a
+    crash leaves either the old file or the new one, never half; a failed write removes `tmp`."""
+    tmp = tmp or path.with_name(path.name + ".tmp")
     try:
         with open(tmp, "wb") as f:
             f.write(data)
@@ -45,6 +45,11 @@ def write_json_atomic(path: Path, obj: Any) -> None:
             tmp.unlink()
         raise
     fsync_dir(path.parent)
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Replace `path` with `obj` as JSON, atomically (see write_bytes_atomic)."""
+    write_bytes_atomic(path, json.dumps(obj, indent=1, allow_nan=False).encode())
 
 
 class WriterLock:

@@ -35,7 +35,7 @@ from polyact.data.format import (
     episode_relpath,
     storage_options,
 )
-from polyact.data.fsutil import WriterLock, fsync_dir
+from polyact.data.fsutil import WriterLock, fsync_dir, write_bytes_atomic
 from polyact.data.manifest import Manifest
 from polyact.data.recovery import reconcile
 from polyact.data.stats import episode_stats, merge_into, stats_to_dict
@@ -145,20 +145,9 @@ class DatasetWriter:
         index = len(self._manifest.episodes)
         stats = episode_stats({k.removeprefix("obs/"): v for k, v in arrays.items() if k not in (REWARD, SUCCESS)})
         final = self.path / EPISODES_DIR / episode_filename(index)
-        tmp = final.with_name(f".{final.name}.tmp")
         try:
             image = _episode_file_image(episode, arrays, stats, self._manifest.image_compression)
-            try:
-                with open(tmp, "wb") as f:
-                    f.write(image)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, final)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    tmp.unlink()
-                raise
-            fsync_dir(final.parent)
+            write_bytes_atomic(final, image, tmp=final.with_name(f".{final.name}.tmp"))
         except OSError as e:
             raise self._failure(e, index) from e
 
