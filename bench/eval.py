@@ -64,8 +64,13 @@ def measure(policy_name: str, workers: int, cfg: EnvConfig, episodes: int) -> di
         stats = run_episodes(vec, policy, jobs, lambda result, frames: None)
     finally:
         vec.close()
-    return {"steps": stats.env_steps, "wall": stats.wall_time_s, "startup": startup,
-            "rate": stats.env_steps / stats.wall_time_s, "calls": stats.policy_calls}
+    return {
+        "steps": stats.env_steps,
+        "wall": stats.wall_time_s,
+        "startup": startup,
+        "rate": stats.env_steps / stats.wall_time_s,
+        "calls": stats.policy_calls,
+    }
 
 
 def main() -> None:
@@ -77,8 +82,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="rounds over all configurations")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
-    cfg = EnvConfig(tasks="MT10", cameras=["corner"], height=args.size, width=args.size,
-                    max_episode_steps=args.steps)
+    cfg = EnvConfig(tasks="MT10", cameras=["corner"], height=args.size, width=args.size, max_episode_steps=args.steps)
     load = os.getloadavg()[0]
     configs = [(p, w) for p in ("expert", "random") for w in args.workers]
     runs: dict[tuple[str, int], list[dict[str, float]]] = {c: [] for c in configs}
@@ -87,16 +91,22 @@ def main() -> None:
             runs[policy_name, workers].append(measure(policy_name, workers, cfg, args.episodes))
     print(header("evaluation throughput (polyact.eval rollouts, Meta-World)"))
     print(f"load average before the run: {load:.1f}, after: {os.getloadavg()[0]:.1f} (other processes share the cores)")
-    print(f"tasks {', '.join(TASKS)}; {args.episodes} episodes each; step limit {args.steps}; "
-          f"corner camera {args.size}x{args.size} RGB-D; best and median of {args.repeats} rounds")
-    print(f"{'policy':<7} {'workers':>7} {'env steps':>9} {'act calls':>9} {'best steps/s':>12} {'median':>7} "
-          f"{'best vs 1':>9} {'start-up s':>10}")
+    print(
+        f"tasks {', '.join(TASKS)}; {args.episodes} episodes each; step limit {args.steps}; "
+        f"corner camera {args.size}x{args.size} RGB-D; best and median of {args.repeats} rounds"
+    )
+    print(
+        f"{'policy':<7} {'workers':>7} {'env steps':>9} {'act calls':>9} {'best steps/s':>12} {'median':>7} "
+        f"{'best vs 1':>9} {'start-up s':>10}"
+    )
     for policy_name, workers in configs:
         ms = runs[policy_name, workers]
         best = max(m["rate"] for m in ms)
         base = max(m["rate"] for m in runs[policy_name, args.workers[0]])
-        print(f"{policy_name:<7} {workers:>7} {ms[0]['steps']:>9} {ms[0]['calls']:>9} {best:>12.1f} "
-              f"{median(m['rate'] for m in ms):>7.1f} {best / base:>8.2f}x {median(m['startup'] for m in ms):>10.1f}")
+        print(
+            f"{policy_name:<7} {workers:>7} {ms[0]['steps']:>9} {ms[0]['calls']:>9} {best:>12.1f} "
+            f"{median(m['rate'] for m in ms):>7.1f} {best / base:>8.2f}x {median(m['startup'] for m in ms):>10.1f}"
+        )
 
 
 if __name__ == "__main__":

@@ -46,20 +46,34 @@ INSTRUCTIONS = ["reach the goal", "push the puck to the goal", "pick and place t
 
 def setup(size: int) -> tuple[EnvSpec, dict[str, Any]]:
     spec = EnvSpec(
-        suite="bench", tasks=("t",), cameras=(CameraSpec("corner", size, size),),
-        state_names=("x", "y", "z", "grip"), goal_names=("gx", "gy", "gz"),
+        suite="bench",
+        tasks=("t",),
+        cameras=(CameraSpec("corner", size, size),),
+        state_names=("x", "y", "z", "grip"),
+        goal_names=("gx", "gy", "gz"),
         action=ActionSpec(("dx", "dy", "dz", "grip"), (-1.0,) * 4, (1.0,) * 4, "delta position, gripper"),
-        control_hz=80.0, max_episode_steps=500,
+        control_hz=80.0,
+        max_episode_steps=500,
     )
 
     def feat(dim: int, mean: float, std: float) -> dict[str, Any]:
         ones = np.ones(dim, np.float32)
-        return {"mean": mean * ones, "std": std * ones, "min": (mean - 3 * std) * ones,
-                "max": (mean + 3 * std) * ones, "q01": (mean - 2 * std) * ones, "q99": (mean + 2 * std) * ones,
-                "count": 1000}
+        return {
+            "mean": mean * ones,
+            "std": std * ones,
+            "min": (mean - 3 * std) * ones,
+            "max": (mean + 3 * std) * ones,
+            "q01": (mean - 2 * std) * ones,
+            "q99": (mean + 2 * std) * ones,
+            "count": 1000,
+        }
 
-    stats = {"action": feat(4, 0.0, 0.5), "state": feat(4, 0.0, 0.2), "goal": feat(3, 0.0, 0.2),
-             "rgb/corner": feat(3, 110.0, 60.0)}
+    stats = {
+        "action": feat(4, 0.0, 0.5),
+        "state": feat(4, 0.0, 0.2),
+        "goal": feat(3, 0.0, 0.2),
+        "rgb/corner": feat(3, 110.0, 60.0),
+    }
     return spec, stats
 
 
@@ -67,8 +81,9 @@ def make_batch(spec: EnvSpec, batch: int, chunk: int, seed: int = 0) -> dict[str
     g = torch.Generator().manual_seed(seed)
     cam = spec.cameras[0]
     return {
-        f"obs/rgb/{cam.name}": torch.randint(0, 256, (batch, 1, cam.height, cam.width, 3), generator=g,
-                                             dtype=torch.uint8),
+        f"obs/rgb/{cam.name}": torch.randint(
+            0, 256, (batch, 1, cam.height, cam.width, 3), generator=g, dtype=torch.uint8
+        ),
         "obs/state": torch.randn(batch, 1, 4, generator=g) * 0.2,
         "obs/goal": torch.randn(batch, 1, 3, generator=g) * 0.2,
         "obs_is_pad": torch.zeros(batch, 1, dtype=torch.bool),
@@ -121,8 +136,12 @@ def bench_training(spec, stats, batch_size: int, rounds: int, reps: int) -> list
         policy, reference = pair(build(name, overrides, spec, stats).train())
         fused = torch.optim.AdamW(policy.parameters(), lr=1e-4, fused=True)
         loop = torch.optim.AdamW(reference.parameters(), lr=1e-4, foreach=False)
-        ours, ref = interleaved(lambda p=policy, o=fused: training_step(p, o, batch),
-                                lambda p=reference, o=loop: training_step(p, o, batch), rounds, reps)
+        ours, ref = interleaved(
+            lambda p=policy, o=fused: training_step(p, o, batch),
+            lambda p=reference, o=loop: training_step(p, o, batch),
+            rounds,
+            reps,
+        )
         params = sum(p.numel() for p in policy.parameters()) / 1e6
         rows.append(
             f"| {name} | {params:.2f}M | {batch_size / ours:.0f} | {batch_size / ref:.0f} | {ref / ours:.2f}x |"
@@ -190,8 +209,10 @@ def main(argv: list[str] | None = None) -> None:
     spec, stats = setup(args.size)
     print(header("polyact.policies speed (CPU)"))
     print(f"load average at start: {os.getloadavg()[0]:.2f}")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; small size, {args.size}x{args.size} camera,"
-          f" history 1, chunk 8; medians of {rounds} interleaved rounds\n")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads; small size, {args.size}x{args.size} camera,"
+        f" history 1, chunk 8; medians of {rounds} interleaved rounds\n"
+    )
     print(f"## Training throughput (batch {args.batch})")
     bench_training(spec, stats, args.batch, rounds, 1)
     print("\n## Batch-1 inference latency (default sample steps: 10)")

@@ -37,8 +37,15 @@ def build_dataset(root: Path, episodes: int, steps: int, size: int, image_compre
     spec = synthetic_env_spec(cameras=("corner",), height=size, width=size, state_dim=39, goal_dim=0)
     features = {k: v for k, v in spec.features().items() if k in ("rgb/corner", "state")}
     rng = np.random.default_rng(0)
-    with DatasetWriter.create(root, features=features, action=spec.action_feature(), env_spec=spec, fps=10.0,
-                              tasks={t: [] for t in spec.tasks}, image_compression=image_compression) as writer:
+    with DatasetWriter.create(
+        root,
+        features=features,
+        action=spec.action_feature(),
+        env_spec=spec,
+        fps=10.0,
+        tasks={t: [] for t in spec.tasks},
+        image_compression=image_compression,
+    ) as writer:
         for i in range(episodes):
             episode = synthetic_episode(spec, int(rng.integers(0.8 * steps, 1.2 * steps + 1)), seed=i, rendered=True)
             episode.observations = {k: episode.observations[k] for k in features}
@@ -49,8 +56,15 @@ def build_dataset(root: Path, episodes: int, steps: int, size: int, image_compre
 class NpzWindows(Dataset):
     """The naive baseline: each item loads its episode's arrays whole from the episode's .npz file."""
 
-    def __init__(self, files: list[Path], lengths: list[int], tasks: dict[str, int], history: int, chunk: int,
-                 keys: tuple[str, ...]):
+    def __init__(
+        self,
+        files: list[Path],
+        lengths: list[int],
+        tasks: dict[str, int],
+        history: int,
+        chunk: int,
+        keys: tuple[str, ...],
+    ):
         self.files, self.tasks, self.history, self.chunk, self.keys = files, tasks, history, chunk, keys
         self.offsets = np.concatenate([[0], np.cumsum(lengths)])
 
@@ -84,8 +98,15 @@ def throughput(dataset: Dataset, workers: int, batch_size: int, seconds: float, 
     before = _cpu_seconds()
     sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(0))
     collate = collate_windows if isinstance(dataset, WindowDataset) else default_collate
-    loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, collate_fn=collate,
-                        prefetch_factor=4 if workers else None, persistent_workers=workers > 0)
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        collate_fn=collate,
+        prefetch_factor=4 if workers else None,
+        persistent_workers=workers > 0,
+    )
     seen, timed, total, start = 0, 0, 0, 0.0
     while not timed or time.perf_counter() - start < seconds:  # as many epochs as it takes
         for batch in loader:
@@ -202,8 +223,10 @@ def main() -> None:
     print(header("Training-window throughput (bench/windows.py)"))
     source = args.dataset or f"synthetic render-like, image compression {args.image_compression}"
     print(f"dataset: {source}; {len(ds)} episodes, {ds.num_steps} steps; keys {list(keys)}")
-    print(f"windows: history {args.history}, chunk {args.chunk}; DataLoader: {args.workers} workers, "
-          f"batch {args.batch_size}, random order; torch {torch.__version__}")
+    print(
+        f"windows: history {args.history}, chunk {args.chunk}; DataLoader: {args.workers} workers, "
+        f"batch {args.batch_size}, random order; torch {torch.__version__}"
+    )
     print(f"size on disk: polyact {sizes['polyact'] / 2**20:.0f} MiB, npz {sizes['npz'] / 2**20:.0f} MiB")
     print(f"1-minute load average before the runs: {load_before} (other jobs on the machine lower windows/s)")
     for name, (rate, cpu_us) in results.items():

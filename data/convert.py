@@ -58,8 +58,15 @@ def convert_npz(
         features = {k: FeatureSpec(str(z[k].dtype), z[k].shape[1:]) for k in z.files if k not in _SCALARS + _PER_STEP}
         action = FeatureSpec(str(z["action"].dtype), z["action"].shape[1:])
     provenance = {"source": str(Path(src_dir).resolve()), "format": "npz", "filled": sorted(filled)}
-    with DatasetWriter.create(out_path, features=features, action=action, env_spec=env_spec, fps=fps, tasks=tasks,
-                              metadata={**(metadata or {}), "converted_from": provenance}) as writer:
+    with DatasetWriter.create(
+        out_path,
+        features=features,
+        action=action,
+        env_spec=env_spec,
+        fps=fps,
+        tasks=tasks,
+        metadata={**(metadata or {}), "converted_from": provenance},
+    ) as writer:
         for path in files:
             writer.add_episode(_episode_from_npz(path, features))
     return len(files)

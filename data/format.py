@@ -48,8 +48,10 @@ STATS = "stats"
 IMAGE_COMPRESSIONS = ("none", "gzip")
 _IMAGE_FILTERS: dict[str, dict[str, dict[str, Any]]] = {
     "none": {"uint8": {}, "float": {}},
-    "gzip": {"uint8": {"compression": "gzip", "compression_opts": 1},
-             "float": {"compression": "gzip", "compression_opts": 1, "shuffle": True}},
+    "gzip": {
+        "uint8": {"compression": "gzip", "compression_opts": 1},
+        "float": {"compression": "gzip", "compression_opts": 1, "shuffle": True},
+    },
 }
 _VECTOR_FILTERS: dict[str, Any] = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
 _VECTOR_CHUNK_BYTES = 64 * 1024
@@ -123,8 +125,16 @@ class EpisodeRecord:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str) -> EpisodeRecord:
-        types = {"index": int, "file": str, "task": str, "instruction": str, "length": int, "success": bool,
-                 "seed": int, "extra": dict}
+        types = {
+            "index": int,
+            "file": str,
+            "task": str,
+            "instruction": str,
+            "length": int,
+            "success": bool,
+            "seed": int,
+            "extra": dict,
+        }
         for name, typ in types.items():
             if name not in d:
                 raise DatasetError(f"{where} lacks {name!r}; an episode entry has {sorted(types)}")

@@ -40,8 +40,11 @@ class EpisodeHandle:
     @classmethod
     def of(cls, path: Path, file: h5py.File, names: list[str]) -> EpisodeHandle:
         arrays = {name: file[name] for name in names}
-        small = {name: None for name, ds in arrays.items()
-                 if is_image(name.removeprefix("obs/")) or ds.nbytes > SMALL_FEATURE_BYTES}
+        small = {
+            name: None
+            for name, ds in arrays.items()
+            if is_image(name.removeprefix("obs/")) or ds.nbytes > SMALL_FEATURE_BYTES
+        }
         return cls(path, file, arrays, small)
 
     def rows(self, name: str, lo: int, hi: int) -> np.ndarray:

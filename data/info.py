@@ -42,8 +42,13 @@ def format_info(path: str | os.PathLike) -> str:
             lines.append(f"  {key}: none yet (no episodes)")
             continue
         for name in ("mean", "std", "min", "max", "q01", "q99"):
-            values = np.array2string(np.atleast_1d(ds.stats[key][name]), precision=3, max_line_width=10_000,
-                                     threshold=12, suppress_small=True)
+            values = np.array2string(
+                np.atleast_1d(ds.stats[key][name]),
+                precision=3,
+                max_line_width=10_000,
+                threshold=12,
+                suppress_small=True,
+            )
             lines.append(f"  {key + ' ' + name:16s} {values}")
     lines += ["", "repairs on open: none" if not ds.repairs else "repairs on open:"]
     lines += [f"  - {r}" for r in ds.repairs]

@@ -146,13 +146,13 @@ class EpisodeDataset:
     ) -> dict[str, Any]:
         """The training window at step `t` of `episode`:
 
-            "obs/<key>"      (history, *shape)  steps t-history+1 .. t; steps before 0 repeat step 0
-            "obs_is_pad"     bool (history,)    True for those repeated steps
-            "action"         float32 (chunk, A) steps t .. t+chunk-1; steps past the end repeat the last
-            "action_is_pad"  bool (chunk,)      True for those repeated steps
-            "instruction"    str
-            "task_index"     int64              position of the task in sorted(tasks)
-            "episode_index"  int64, "timestep" int64
+        "obs/<key>"      (history, *shape)  steps t-history+1 .. t; steps before 0 repeat step 0
+        "obs_is_pad"     bool (history,)    True for those repeated steps
+        "action"         float32 (chunk, A) steps t .. t+chunk-1; steps past the end repeat the last
+        "action_is_pad"  bool (chunk,)      True for those repeated steps
+        "instruction"    str
+        "task_index"     int64              position of the task in sorted(tasks)
+        "episode_index"  int64, "timestep" int64
         """
         batch = self.windows([episode], [t], history, chunk, keys)
         return {name: value[0] for name, value in batch.items()}
@@ -161,8 +161,13 @@ class EpisodeDataset:
         self, batch: int, history: int, chunk: int, keys: Sequence[str] | None = None
     ) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
         """Shape and dtype of each array `windows` returns, e.g. to preallocate them in shared memory."""
-        layout = {f"obs/{k}": ((batch, history, *self._manifest.features[k].shape),
-                               np.dtype(self._manifest.features[k].dtype)) for k in self.observation_keys(keys)}
+        layout = {
+            f"obs/{k}": (
+                (batch, history, *self._manifest.features[k].shape),
+                np.dtype(self._manifest.features[k].dtype),
+            )
+            for k in self.observation_keys(keys)
+        }
         layout["obs_is_pad"] = ((batch, history), np.dtype(bool))
         layout["action"] = ((batch, chunk, *self._manifest.action.shape), np.dtype(self._manifest.action.dtype))
         layout["action_is_pad"] = ((batch, chunk), np.dtype(bool))
@@ -256,8 +261,10 @@ class EpisodeDataset:
                         _read_all_chunks(f[name], path, name)
                     attrs = (str(f.attrs["task"]), str(f.attrs["instruction"]), int(f.attrs["seed"]))
                     if attrs != (record.task, record.instruction, record.seed):
-                        problems.append(f"episode {record.index} ({path}): task/instruction/seed {attrs} differ "
-                                        f"from the manifest's {(record.task, record.instruction, record.seed)}")
+                        problems.append(
+                            f"episode {record.index} ({path}): task/instruction/seed {attrs} differ "
+                            f"from the manifest's {(record.task, record.instruction, record.seed)}"
+                        )
                     merge_into(merged, stats_from_dict(json.loads(f[STATS][()].tobytes())))
             except (OSError, KeyError, ValueError) as e:
                 problems.append(f"episode {record.index}: cannot read {path}: {e}")

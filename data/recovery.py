@@ -45,8 +45,9 @@ def reconcile(root: Path, manifest: Manifest, *, writer: bool) -> list[str]:
         fsync_dir(root)
         repairs.append(f"removed {len(torn)} torn write(s) left by a killed writer: {_names(torn)}")
     elif torn and not quiet:
-        repairs.append(f"ignored {len(torn)} torn write(s) left by a killed writer (the next writer removes them): "
-                       f"{_names(torn)}")
+        repairs.append(
+            f"ignored {len(torn)} torn write(s) left by a killed writer (the next writer removes them): {_names(torn)}"
+        )
 
     on_disk = {i for i in map(parse_episode_filename, names) if i is not None}
     missing = [r.file for r in manifest.episodes if r.index not in on_disk]
@@ -73,8 +74,10 @@ def reconcile(root: Path, manifest: Manifest, *, writer: bool) -> list[str]:
         if record.instruction not in manifest.tasks[record.task]:
             manifest.tasks[record.task].append(record.instruction)
         if not quiet:
-            repairs.append(f"added back episode {index} ({record.file}): its file was committed but the manifest "
-                           "update was not (the writer was killed in between)")
+            repairs.append(
+                f"added back episode {index} ({record.file}): its file was committed but the manifest "
+                "update was not (the writer was killed in between)"
+            )
     if writer and added:
         manifest.save(root)
     for repair in repairs:

@@ -120,8 +120,9 @@ class FeatureStats:
 
     def summary(self) -> dict[str, Any]:
         """`{"mean", "std", "min", "max", "q01", "q99"}` as float64 arrays of `shape`, and `"count"`."""
-        quantiles = np.array([kll_floats_sketch.deserialize(s).get_quantiles([0.01, 0.99]) for s in self.sketches],
-                             dtype=np.float64)  # (D, 2)
+        quantiles = np.array(
+            [kll_floats_sketch.deserialize(s).get_quantiles([0.01, 0.99]) for s in self.sketches], dtype=np.float64
+        )  # (D, 2)
         out = {
             "mean": self.mean,
             "std": np.sqrt(self.m2 / max(self.count, 1)),
@@ -179,7 +180,6 @@ def stats_to_dict(stats: dict[str, FeatureStats]) -> dict[str, Any]:
 
 def stats_from_dict(d: dict[str, Any]) -> dict[str, FeatureStats]:
     return {key: FeatureStats.from_dict(v) for key, v in d.items()}
-
 
 
 def _pixel_subsample(pixels: int) -> np.ndarray:

@@ -35,8 +35,9 @@ def synthetic_env_spec(
     )
 
 
-def synthetic_episode(spec: EnvSpec, length: int, *, seed: int, task: str | None = None,
-                      rendered: bool = False) -> Episode:
+def synthetic_episode(
+    spec: EnvSpec, length: int, *, seed: int, task: str | None = None, rendered: bool = False
+) -> Episode:
     """An episode of `length` steps whose every array is a function of `seed`."""
     rng = np.random.default_rng(seed)
     task = task if task is not None else spec.tasks[seed % len(spec.tasks)]
@@ -49,7 +50,8 @@ def synthetic_episode(spec: EnvSpec, length: int, *, seed: int, task: str | None
             obs[f"rgb/{cam.name}"] = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
             obs[f"depth/{cam.name}"] = rng.uniform(0.1, 3.0, shape).astype(np.float32)
         obs[f"intrinsics/{cam.name}"] = np.broadcast_to(
-            intrinsics_from_fovy(45.0, cam.height, cam.width), (length, 3, 3)).copy()
+            intrinsics_from_fovy(45.0, cam.height, cam.width), (length, 3, 3)
+        ).copy()
         pose = np.tile(np.eye(4, dtype=np.float32), (length, 1, 1))
         pose[:, :3, 3] = np.cumsum(rng.normal(0, 0.01, (length, 3)), axis=0) + rng.normal(0, 1, 3)
         obs[f"extrinsics/{cam.name}"] = pose
@@ -79,8 +81,9 @@ def _rendered(rng: np.random.Generator, length: int, height: int, width: int) ->
     horizon = rng.uniform(0.25, 0.4)
     wall = yy < horizon
     table_colour = rng.uniform(60, 200, 3)
-    base = np.where(wall[..., None], np.array([185.0, 190, 200]) - 20 * yy[..., None],
-                    table_colour * (0.8 + 0.4 * yy[..., None]))
+    base = np.where(
+        wall[..., None], np.array([185.0, 190, 200]) - 20 * yy[..., None], table_colour * (0.8 + 0.4 * yy[..., None])
+    )
     grain = 10 * np.sin(xx * 40 + 4 * np.sin(yy * 9)) * (1 + 0.3 * np.sin(yy * 90))  # wood-like texture
     base = base + np.where(wall, 0, grain)[..., None]
     base *= (1 - 0.3 * ((xx - 0.5) ** 2 + (yy - 0.5) ** 2))[..., None]  # lighting falloff

@@ -88,8 +88,10 @@ def check_episode(episode: Episode, manifest: Manifest) -> dict[str, np.ndarray]
     if missing or unexpected:
         wrong = [f"lack {missing}"] if missing else []
         wrong += [f"have unexpected keys {unexpected}"] if unexpected else []
-        raise DatasetError(f"episode rejected: observations {' and '.join(wrong)}; "
-                           f"the dataset's features are {sorted(manifest.features)}")
+        raise DatasetError(
+            f"episode rejected: observations {' and '.join(wrong)}; "
+            f"the dataset's features are {sorted(manifest.features)}"
+        )
     expected = {obs_path(k): (f"observations[{k!r}]", observations[k], spec) for k, spec in manifest.features.items()}
     expected[ACTION] = ("actions", episode.actions, manifest.action)
     expected[REWARD] = ("rewards", episode.rewards, FeatureSpec("float32", ()))
@@ -100,8 +102,10 @@ def check_episode(episode: Episode, manifest: Manifest) -> dict[str, np.ndarray]
         if not isinstance(values, np.ndarray):
             raise DatasetError(f"episode rejected: {what} is a {type(values).__name__}, expected an array {want}")
         if values.dtype != np.dtype(spec.dtype) or values.shape != (length, *spec.shape):
-            raise DatasetError(f"episode rejected: {what} is {values.dtype}{list(values.shape)}, expected {want} "
-                               f"(T = {length} from actions)")
+            raise DatasetError(
+                f"episode rejected: {what} is {values.dtype}{list(values.shape)}, expected {want} "
+                f"(T = {length} from actions)"
+            )
         if values.dtype.kind == "f" and not np.isfinite(values).all():
             bad = np.argwhere(~np.isfinite(values))[0].tolist()
             raise DatasetError(f"episode rejected: {what} has a non-finite value at index {bad}")

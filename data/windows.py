@@ -80,8 +80,9 @@ class WindowDataset(torch.utils.data.Dataset):
         """A batch of items, read in one pass; torch's DataLoader calls this once per batch."""
         episodes, steps = self.locate(np.asarray(indices))
         tensors, slot = _allocate(self.dataset.window_layout(len(episodes), self.history, self.chunk, self.keys))
-        batch = self.dataset.windows(episodes, steps, self.history, self.chunk, self.keys,
-                                     out={name: t.numpy() for name, t in tensors.items()})
+        batch = self.dataset.windows(
+            episodes, steps, self.history, self.chunk, self.keys, out={name: t.numpy() for name, t in tensors.items()}
+        )
         return WindowBatch({**tensors, "instruction": batch["instruction"]}, slot)
 
 

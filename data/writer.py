@@ -197,9 +197,7 @@ class DatasetWriter:
         self.close()
 
 
-def _episode_file_image(
-    episode: Episode, arrays: dict[str, np.ndarray], stats: dict, image_compression: str
-) -> bytes:
+def _episode_file_image(episode: Episode, arrays: dict[str, np.ndarray], stats: dict, image_compression: str) -> bytes:
     """The bytes of the episode's HDF5 file, built in memory.
 
     HDF5 never touches the disk while writing: a full disk or an I/O error then surfaces as a plain
@@ -213,16 +211,19 @@ def _episode_file_image(
             spec = FeatureSpec(str(values.dtype), values.shape[1:])
             options = storage_options(name.removeprefix("obs/"), spec, len(values), image_compression)
             f.create_dataset(name, data=values, **options)
-        f.create_dataset(STATS, data=np.frombuffer(stats_json, np.uint8), chunks=True, fletcher32=True,
-                         compression="gzip")
-        f.attrs.update({
-            "format_version": FORMAT_VERSION,
-            "task": episode.task,
-            "instruction": episode.instruction,
-            "seed": int(episode.seed),
-            "success": bool(episode.success),
-            "length": episode.length,
-            "extra": json.dumps(episode.extra),
-        })
+        f.create_dataset(
+            STATS, data=np.frombuffer(stats_json, np.uint8), chunks=True, fletcher32=True, compression="gzip"
+        )
+        f.attrs.update(
+            {
+                "format_version": FORMAT_VERSION,
+                "task": episode.task,
+                "instruction": episode.instruction,
+                "seed": int(episode.seed),
+                "success": bool(episode.success),
+                "length": episode.length,
+                "extra": json.dumps(episode.extra),
+            }
+        )
         f.flush()
         return f.id.get_file_image()

@@ -78,9 +78,7 @@ class MultiTaskEnv(gym.Env):
         if task not in self.tasks:
             raise unknown_name(f"task of {self._cfg.tasks}", task, self.tasks)
         env = make_env(task, self._cfg)
-        if self._envs and (
-            env.observation_space != self.observation_space or env.action_space != self.action_space
-        ):
+        if self._envs and (env.observation_space != self.observation_space or env.action_space != self.action_space):
             env.close()
             raise ContractError(
                 f"{task} observes or acts differently from {self.tasks[0]}; one MultiTaskEnv needs one contract"

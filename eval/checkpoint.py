@@ -73,9 +73,7 @@ class ChunkingPolicy:
 def load_policy(path: str, num_envs: int, execution: str = "", device: str = "cpu") -> ChunkingPolicy:
     """The checkpoint at `path` as a BatchPolicy for `num_envs` slots; `execution` '' = the checkpoint's mode."""
     if not Path(path, "config.json").is_file():
-        raise ConfigError(
-            f"policy={path!r} is neither 'expert' nor a checkpoint directory (one with a config.json)"
-        )
+        raise ConfigError(f"policy={path!r} is neither 'expert' nor a checkpoint directory (one with a config.json)")
     try:
         from polyact.policies import VLAPolicy, make_executor
     except ImportError as err:

@@ -83,12 +83,18 @@ def markdown(data: dict[str, Any]) -> str:
         f"{overall['successes']}/{overall['episodes']} | {overall['mean_length']:.1f} |"
     )
     if data["groups"]:
-        lines += ["", "| difficulty | success (mean of tasks) | 95% CI (pooled) | successes | mean length |",
-                  "| --- | ---: | --- | ---: | ---: |"]
+        lines += [
+            "",
+            "| difficulty | success (mean of tasks) | 95% CI (pooled) | successes | mean length |",
+            "| --- | ---: | --- | ---: | ---: |",
+        ]
         for name, g in data["groups"].items():
             lines.append(_row(name, {**g, "success": g["mean_success"]}))
-    lines += ["", f"wall time {data['wall_time_s']:.0f} s for {data['episodes_run']} episodes run now "
-              f"({data['episodes_resumed']} resumed from an earlier session), {data['env_steps']} env steps"]
+    lines += [
+        "",
+        f"wall time {data['wall_time_s']:.0f} s for {data['episodes_run']} episodes run now "
+        f"({data['episodes_resumed']} resumed from an earlier session), {data['env_steps']} env steps",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -138,8 +144,16 @@ def bar_chart(
             rates.append(100 * rate)
             err_lo.append(100 * (rate - lo))
             err_hi.append(100 * (hi - rate))
-        ax.barh(ys, rates, height=bar_h * 0.9, color=colours[s % len(colours)], label=label, alpha=0.85,
-                xerr=[err_lo, err_hi], error_kw={"elinewidth": 1, "capsize": 2, "ecolor": "0.2"})
+        ax.barh(
+            ys,
+            rates,
+            height=bar_h * 0.9,
+            color=colours[s % len(colours)],
+            label=label,
+            alpha=0.85,
+            xerr=[err_lo, err_hi],
+            error_kw={"elinewidth": 1, "capsize": 2, "ecolor": "0.2"},
+        )
     for row, note in enumerate(notes or []):
         ax.text(101.5, row, note, va="center", fontsize=7, clip_on=False)
     ax.set_yticks(range(len(rows)), rows, fontsize=8)

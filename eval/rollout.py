@@ -107,8 +107,10 @@ def run_episodes(
         batch = np.asarray(policy.act(select_rows(obs, live), [infos[i] for i in live], live))
         policy_calls += 1
         if batch.shape != (len(live), action_dim):
-            raise ContractError(f"policy.act returned shape {batch.shape} for {len(live)} environments; "
-                                f"expected ({len(live)}, {action_dim})")
+            raise ContractError(
+                f"policy.act returned shape {batch.shape} for {len(live)} environments; "
+                f"expected ({len(live)}, {action_dim})"
+            )
         actions = np.zeros((n, action_dim), np.float32)
         actions[live] = batch
         obs, _, terminated, truncated, step_infos = vec.step(actions)

@@ -88,8 +88,11 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
         "suite": suite.name,
         "protocol": cfg.protocol,
         "seeds": f"episode i starts from seed {EVAL_SEED_BASE} + i"
-        + (f", goal configuration i of metaworld.MT1(task, seed={cfg.goal_seed})"
-           if cfg.protocol == "metaworld_goals" else ""),
+        + (
+            f", goal configuration i of metaworld.MT1(task, seed={cfg.goal_seed})"
+            if cfg.protocol == "metaworld_goals"
+            else ""
+        ),
         "episodes_per_task": cfg.episodes_per_task,
         "env": asdict(cfg.env),
         "execution": cfg.execution,

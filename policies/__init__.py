@@ -21,7 +21,18 @@ from polyact.policies.vision import RandomShift
 from polyact.policies.vla import VLAPolicy, build_policy
 
 __all__ = [
-    "ChunkRunner", "HeadConfig", "MissingStatisticError", "ObservationHistory", "PolicyConfig", "RandomShift",
-    "RecedingHorizon", "TemporalEnsemble", "TextConfig", "VLAPolicy", "VisionConfig", "build_policy", "build_vocab",
+    "ChunkRunner",
+    "HeadConfig",
+    "MissingStatisticError",
+    "ObservationHistory",
+    "PolicyConfig",
+    "RandomShift",
+    "RecedingHorizon",
+    "TemporalEnsemble",
+    "TextConfig",
+    "VLAPolicy",
+    "VisionConfig",
+    "build_policy",
+    "build_vocab",
     "make_executor",
 ]

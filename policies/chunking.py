@@ -137,7 +137,6 @@ class ChunkRunner:
         self.executor.reset(env_ids)
 
 
-
 def make_executor(mode: str, num_envs: int, config: Any) -> ChunkExecutor:
     """The executor `mode` names ("receding_horizon": `config.execute` actions a chunk;
     "temporal_ensemble": weights exp(-config.ensemble_weight * i) over `config.chunk` steps)."""

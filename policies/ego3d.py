@@ -45,15 +45,21 @@ class Ego3DEncoding(nn.Module):
     """Back-projected patch points -> NeRF frequency encoding -> small-init MLP, (N, P, width)."""
 
     def __init__(
-        self, width: int, points_per_side: int, frequencies: int, center: list[float], scale: float,
+        self,
+        width: int,
+        points_per_side: int,
+        frequencies: int,
+        center: list[float],
+        scale: float,
         max_depth: float = 10.0,
     ):
         super().__init__()
         self.points_per_side, self.max_depth = points_per_side, max_depth
         channels = 3 * points_per_side**2
         self.register_buffer("freq_bands", 2.0 ** torch.arange(frequencies, dtype=torch.float32), persistent=False)
-        self.register_buffer("center", torch.tensor(center, dtype=torch.float32).repeat(points_per_side**2),
-                             persistent=False)
+        self.register_buffer(
+            "center", torch.tensor(center, dtype=torch.float32).repeat(points_per_side**2), persistent=False
+        )
         self.scale = scale
         self.mlp = nn.Sequential(
             nn.Linear(channels * (2 * frequencies + 1), width), nn.LayerNorm(width), nn.ReLU(), nn.Linear(width, width)

@@ -76,18 +76,21 @@ class PretrainedVision(nn.Module):
         self.image_size = int(cfg.image_size)
         self.grid = (self.image_size // int(cfg.patch_size),) * 2
         self.hidden = int(cfg.hidden_size)
-        self.register_buffer("mean", torch.tensor(pre["image_mean"], dtype=torch.float32).view(1, 3, 1, 1),
-                             persistent=False)
-        self.register_buffer("std", torch.tensor(pre["image_std"], dtype=torch.float32).view(1, 3, 1, 1),
-                             persistent=False)
+        self.register_buffer(
+            "mean", torch.tensor(pre["image_mean"], dtype=torch.float32).view(1, 3, 1, 1), persistent=False
+        )
+        self.register_buffer(
+            "std", torch.tensor(pre["image_std"], dtype=torch.float32).view(1, 3, 1, 1), persistent=False
+        )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """images float in [0, 1], (N, 3, H, W) -> (N, hidden, gh, gw)."""
-        x = F.interpolate(images, size=(self.image_size, self.image_size), mode="bilinear", antialias=True,
-                          align_corners=False)
+        x = F.interpolate(
+            images, size=(self.image_size, self.image_size), mode="bilinear", antialias=True, align_corners=False
+        )
         tokens = self.model(pixel_values=(x - self.mean) / self.std).last_hidden_state
         gh, gw = self.grid
-        return rearrange(tokens[:, -gh * gw:], "n (h w) c -> n c h w", h=gh, w=gw)
+        return rearrange(tokens[:, -gh * gw :], "n (h w) c -> n c h w", h=gh, w=gw)
 
     def save_files(self, target: Path) -> None:
         """Config and preprocessor (not weights: those live in the policy's model.safetensors)."""

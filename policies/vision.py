@@ -35,9 +35,11 @@ class ResBlock(nn.Module):
     def __init__(self, channels: int):
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(channels, channels, 3, padding=1, bias=False), nn.GroupNorm(_groups(channels), channels),
+            nn.Conv2d(channels, channels, 3, padding=1, bias=False),
+            nn.GroupNorm(_groups(channels), channels),
             nn.ReLU(),
-            nn.Conv2d(channels, channels, 3, padding=1, bias=False), nn.GroupNorm(_groups(channels), channels),
+            nn.Conv2d(channels, channels, 3, padding=1, bias=False),
+            nn.GroupNorm(_groups(channels), channels),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -53,11 +55,19 @@ class ConvEncoder(nn.Module):
 
     def __init__(self, channels: list[int], stem: int):
         super().__init__()
-        layers: list[nn.Module] = [nn.Conv2d(3, channels[0], stem, stride=stem, bias=False),
-                                   nn.GroupNorm(_groups(channels[0]), channels[0]), nn.ReLU(), ResBlock(channels[0])]
+        layers: list[nn.Module] = [
+            nn.Conv2d(3, channels[0], stem, stride=stem, bias=False),
+            nn.GroupNorm(_groups(channels[0]), channels[0]),
+            nn.ReLU(),
+            ResBlock(channels[0]),
+        ]
         for prev, c in zip(channels[:-1], channels[1:], strict=True):
-            layers += [nn.Conv2d(prev, c, 3, stride=2, padding=1, bias=False), nn.GroupNorm(_groups(c), c), nn.ReLU(),
-                       ResBlock(c)]
+            layers += [
+                nn.Conv2d(prev, c, 3, stride=2, padding=1, bias=False),
+                nn.GroupNorm(_groups(c), c),
+                nn.ReLU(),
+                ResBlock(c),
+            ]
         self.net = nn.Sequential(*layers)
         self.out_channels = channels[-1]
         self.stride = stem * 2 ** (len(channels) - 1)
@@ -165,11 +175,19 @@ class CameraTokens(nn.Module):
         self.camera_embed = nn.Parameter(torch.randn(len(self.cameras), cfg.width) * 0.02)
         self.ego3d = None
         if v.depth:
-            self.ego3d = nn.ModuleDict({
-                cam: Ego3DEncoding(cfg.width, v.ego3d_points_per_side, v.ego3d_frequencies, v.ego3d_center,
-                                   v.ego3d_scale, v.ego3d_max_depth)
-                for cam in self.cameras
-            })
+            self.ego3d = nn.ModuleDict(
+                {
+                    cam: Ego3DEncoding(
+                        cfg.width,
+                        v.ego3d_points_per_side,
+                        v.ego3d_frequencies,
+                        v.ego3d_center,
+                        v.ego3d_scale,
+                        v.ego3d_max_depth,
+                    )
+                    for cam in self.cameras
+                }
+            )
 
     def train(self, mode: bool = True) -> CameraTokens:
         super().train(mode)
@@ -196,4 +214,3 @@ class CameraTokens(nn.Module):
         if self.ego3d is not None:
             tokens = tokens + self.ego3d[cam](depth, intrinsics, (self.grid, self.grid))
         return tokens
-

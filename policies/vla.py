@@ -163,8 +163,10 @@ class VLAPolicy(nn.Module):
             if isinstance(instruction, str):
                 obs = [obs]
             elif isinstance(instruction, Sequence):
-                obs = [{k: (instruction[i] if k == "instruction" else v[i]) for k, v in obs.items()}
-                       for i in range(len(instruction))]
+                obs = [
+                    {k: (instruction[i] if k == "instruction" else v[i]) for k, v in obs.items()}
+                    for i in range(len(instruction))
+                ]
             else:
                 raise ContractError(f"'instruction' must be a str or a list of str, got {instruction!r:.60}")
         return stack_observations([[o] for o in obs], self.config.history)
@@ -244,8 +246,11 @@ def build_policy(
         raise ConfigError(f"the policy's cameras {cfg.cameras} must share one resolution, got {sorted(sizes)}")
     first = next(c for c in spec.cameras if c.name == cfg.cameras[0])
     env_fields = {
-        "image_height": first.height, "image_width": first.width, "action_dim": spec.action.dim,
-        "state_dim": len(spec.state_names), "goal_dim": len(spec.goal_names),
+        "image_height": first.height,
+        "image_width": first.width,
+        "action_dim": spec.action.dim,
+        "state_dim": len(spec.state_names),
+        "goal_dim": len(spec.goal_names),
     }
     for name, value in env_fields.items():
         if getattr(cfg, name) not in (0, value):

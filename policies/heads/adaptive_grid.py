@@ -42,8 +42,12 @@ from polyact.policies.heads.uniform_bins import pick_tokens
 
 QUANTITIES = ("theta", "phi", "r", "roll", "pitch", "yaw")
 RANGES = {
-    "theta": (0.0, math.pi), "phi": (-math.pi, math.pi), "r": (0.0, math.sqrt(3.0)),
-    "roll": (-1.0, 1.0), "pitch": (-1.0, 1.0), "yaw": (-1.0, 1.0),
+    "theta": (0.0, math.pi),
+    "phi": (-math.pi, math.pi),
+    "r": (0.0, math.sqrt(3.0)),
+    "roll": (-1.0, 1.0),
+    "pitch": (-1.0, 1.0),
+    "yaw": (-1.0, 1.0),
 }
 
 
@@ -160,15 +164,23 @@ class AdaptiveGrid(nn.Module):
         """Normalised actions (..., A) -> the bin of each of the six quantities (..., 6)."""
         self.check_fitted()
         q = self.quantities(actions)
-        return torch.stack([
-            torch.searchsorted(self.edges(name)[1:-1].to(q.dtype).contiguous(), q[..., i].contiguous(), right=True)
-            for i, name in enumerate(QUANTITIES)
-        ], dim=-1)
+        return torch.stack(
+            [
+                torch.searchsorted(self.edges(name)[1:-1].to(q.dtype).contiguous(), q[..., i].contiguous(), right=True)
+                for i, name in enumerate(QUANTITIES)
+            ],
+            dim=-1,
+        )
 
     def values(self, indices: torch.Tensor) -> torch.Tensor:
         """Bins (..., 6) -> their centres (..., 6)."""
-        return torch.stack([0.5 * (self.edges(n)[indices[..., i]] + self.edges(n)[indices[..., i] + 1])
-                            for i, n in enumerate(QUANTITIES)], dim=-1)
+        return torch.stack(
+            [
+                0.5 * (self.edges(n)[indices[..., i]] + self.edges(n)[indices[..., i] + 1])
+                for i, n in enumerate(QUANTITIES)
+            ],
+            dim=-1,
+        )
 
     def encode(self, actions: torch.Tensor) -> torch.Tensor:
         """Normalised actions (..., A) -> tokens (..., T): part-local ids (translation, [rotation,] gripper)."""

@@ -34,8 +34,9 @@ def squaredcos_cap_v2(steps: int) -> torch.Tensor:
     def alpha_bar(s: float) -> float:
         return math.cos((s + 0.008) / 1.008 * math.pi / 2) ** 2
 
-    betas = torch.tensor([min(1 - alpha_bar((i + 1) / steps) / alpha_bar(i / steps), 0.999) for i in range(steps)],
-                         dtype=torch.float64)
+    betas = torch.tensor(
+        [min(1 - alpha_bar((i + 1) / steps) / alpha_bar(i / steps), 0.999) for i in range(steps)], dtype=torch.float64
+    )
     return torch.cumprod(1 - betas, dim=0)
 
 
@@ -73,8 +74,12 @@ class DiffusionHead(ActionHead):
     def sample(self, readout, generator=None, noise=None, steps: int | None = None):
         """DDIM with `steps` (default head.sample_steps) steps from `noise` (B, H, A) or fresh noise."""
         b = readout.shape[0]
-        x = noise if noise is not None else torch.randn(
-            (b, self.horizon, self.action_dim), generator=generator, device=readout.device, dtype=readout.dtype
+        x = (
+            noise
+            if noise is not None
+            else torch.randn(
+                (b, self.horizon, self.action_dim), generator=generator, device=readout.device, dtype=readout.dtype
+            )
         )
         ts = ddim_timesteps(self.cfg.diffusion_train_steps, steps or self.cfg.sample_steps, self.cfg.timestep_spacing)
         cond = self.denoiser.condition(readout)

@@ -48,8 +48,12 @@ class FlowHead(ActionHead):
     def sample(self, readout, generator=None, noise=None, steps: int | None = None):
         """Euler integration from noise (t = 1) to actions (t = 0) in `steps` (default head.sample_steps)."""
         b = readout.shape[0]
-        x = noise if noise is not None else torch.randn(
-            (b, self.horizon, self.action_dim), generator=generator, device=readout.device, dtype=readout.dtype
+        x = (
+            noise
+            if noise is not None
+            else torch.randn(
+                (b, self.horizon, self.action_dim), generator=generator, device=readout.device, dtype=readout.dtype
+            )
         )
         n = steps or self.cfg.sample_steps
         cond = self.denoiser.condition(readout)

@@ -58,7 +58,12 @@ def dataset(tmp_path: Path, create_writer, make_episode) -> tuple[Path, list[Epi
 def same_episode(got: Episode, want: Episode) -> None:
     """Assert two episodes are equal in every field and array, dtypes and shapes included."""
     assert (got.task, got.instruction, got.seed, got.success, got.extra) == (
-        want.task, want.instruction, want.seed, want.success, want.extra)
+        want.task,
+        want.instruction,
+        want.seed,
+        want.success,
+        want.extra,
+    )
     assert sorted(got.observations) == sorted(want.observations)
     for key, values in want.observations.items():
         assert (got.observations[key].dtype, got.observations[key].shape) == (values.dtype, values.shape), key

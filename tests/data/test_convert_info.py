@@ -34,13 +34,18 @@ def test_minimal_npz_files_convert_and_say_what_was_filled_in(tmp_path):
     rng = np.random.default_rng(0)
     (tmp_path / "npz").mkdir()
     for i, (task, length) in enumerate([("open", 5), ("close", 3), ("open", 4)]):
-        np.savez(tmp_path / "npz" / f"ep{i}.npz", **{
-            "rgb/top": rng.integers(0, 256, (length, 8, 8, 3), dtype=np.uint8),
-            "state": rng.normal(size=(length, 2)).astype(np.float32),
-            "action": rng.normal(size=(length, 3)).astype(np.float32),
-            "task": np.array(task), "instruction": np.array(f"{task} it"), "seed": np.int64(i),
-            "success": np.bool_(i != 1),
-        })
+        np.savez(
+            tmp_path / "npz" / f"ep{i}.npz",
+            **{
+                "rgb/top": rng.integers(0, 256, (length, 8, 8, 3), dtype=np.uint8),
+                "state": rng.normal(size=(length, 2)).astype(np.float32),
+                "action": rng.normal(size=(length, 3)).astype(np.float32),
+                "task": np.array(task),
+                "instruction": np.array(f"{task} it"),
+                "seed": np.int64(i),
+                "success": np.bool_(i != 1),
+            },
+        )
     convert_npz(tmp_path / "npz", tmp_path / "ds", fps=20.0)
     ds = EpisodeDataset(tmp_path / "ds")
     assert sorted(ds.features) == ["rgb/top", "state"] and ds.env_spec is None and ds.fps == 20.0
@@ -62,8 +67,10 @@ def test_info_reports_every_task_with_its_counts(dataset):
     for task in {e.task for e in episodes}:
         mine = [e for e in episodes if e.task == task]
         lengths = [e.length for e in mine]
-        row = (rf"\n  {re.escape(task)}\s+{len(mine)}\s+{sum(e.success for e in mine)}\s+"
-               rf"{np.mean(lengths):.1f}\s+{min(lengths)}\s+{max(lengths)}\n")
+        row = (
+            rf"\n  {re.escape(task)}\s+{len(mine)}\s+{sum(e.success for e in mine)}\s+"
+            rf"{np.mean(lengths):.1f}\s+{min(lengths)}\s+{max(lengths)}\n"
+        )
         assert re.search(row, text), f"no row for {task}:\n{text}"
     for key in ["rgb/corner", "depth/wrist", "state", "action"]:
         assert re.search(rf"\n  {re.escape(key)}\s+(uint8|float32)\s+\(", text)

@@ -40,8 +40,14 @@ def append_forever(path, fd: int) -> None:
 @pytest.mark.slow
 def test_writer_killed_at_random_moments_loses_nothing_committed(tmp_path, assert_same_episode):
     path = tmp_path / "ds"
-    DatasetWriter.create(path, features=CRASH_SPEC.features(), action=CRASH_SPEC.action_feature(),
-                         env_spec=CRASH_SPEC, fps=10.0, tasks={t: [] for t in CRASH_SPEC.tasks}).close()
+    DatasetWriter.create(
+        path,
+        features=CRASH_SPEC.features(),
+        action=CRASH_SPEC.action_feature(),
+        env_spec=CRASH_SPEC,
+        fps=10.0,
+        tasks={t: [] for t in CRASH_SPEC.tasks},
+    ).close()
     rng = np.random.default_rng(0)
     context = multiprocessing.get_context("fork")
     committed, checked, repairs_seen = 0, 0, []
@@ -80,8 +86,9 @@ def test_writer_killed_at_random_moments_loses_nothing_committed(tmp_path, asser
     assert verify_dataset(path) == []
 
 
-def test_committed_episode_missing_from_the_manifest_is_added_back(tmp_path, dataset, create_writer,
-                                                                   assert_same_episode):
+def test_committed_episode_missing_from_the_manifest_is_added_back(
+    tmp_path, dataset, create_writer, assert_same_episode
+):
     # The state a kill between the episode's rename and the manifest update leaves: a complete
     # episode file that meta.json does not list. Produce it by copying the committed file of a twin.
     full, episodes = dataset
@@ -142,8 +149,9 @@ def test_a_reader_follows_a_live_writer(dataset, spec, assert_same_episode):
     path, _ = dataset
     reader = EpisodeDataset(path)
     reader.window(5, 0, 2, 2)  # an open file handle must not be disturbed by appends
-    child = subprocess.Popen([sys.executable, "-c", FOLLOW, str(path)], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", FOLLOW, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert child.stdout.readline() == "6\n"
         # a temporary file while the writer lives is its work in progress: nothing to report

@@ -11,8 +11,9 @@ from polyact.data.format import obs_path
 
 
 @pytest.mark.parametrize("image_compression", ["none", "gzip"])
-def test_every_array_and_field_round_trips(tmp_path, create_writer, make_episode, assert_same_episode,
-                                           image_compression):
+def test_every_array_and_field_round_trips(
+    tmp_path, create_writer, make_episode, assert_same_episode, image_compression
+):
     episodes = [make_episode(length, seed) for seed, length in enumerate((4, 1, 9))]
     with create_writer(tmp_path / "ds", image_compression=image_compression) as writer:
         assert [writer.add_episode(e) for e in episodes] == [0, 1, 2]
@@ -42,7 +43,13 @@ def test_manifest_metadata_round_trips(dataset, spec):
         assert record.index == i
         assert record.file == f"episodes/episode_{i:06d}.h5"
         assert (record.task, record.instruction, record.length, record.success, record.seed, record.extra) == (
-            episode.task, episode.instruction, episode.length, episode.success, episode.seed, episode.extra)
+            episode.task,
+            episode.instruction,
+            episode.length,
+            episode.success,
+            episode.seed,
+            episode.extra,
+        )
 
 
 def test_episode_file_is_chunked_checksummed_and_self_describing(dataset):
@@ -50,7 +57,10 @@ def test_episode_file_is_chunked_checksummed_and_self_describing(dataset):
     with h5py.File(path / "episodes" / "episode_000002.h5", "r") as f:
         assert f.attrs["format_version"] == FORMAT_VERSION
         assert (f.attrs["task"], f.attrs["instruction"], f.attrs["length"]) == (
-            episodes[2].task, episodes[2].instruction, episodes[2].length)
+            episodes[2].task,
+            episodes[2].instruction,
+            episodes[2].length,
+        )
         names = []
         f.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None)
         assert {obs_path(k) for k in episodes[2].observations} | {"action", "reward", "success", "stats"} == set(names)

@@ -38,9 +38,14 @@ def test_manifest_that_is_not_json(dataset):
         EpisodeDataset(path)
 
 
-@pytest.mark.parametrize("version, message", [(99, r"format_version 99; this polyact reads versions \[1\]"),
-                                              (None, r"no format_version.*supported versions: \[1\]"),
-                                              ("1", r"format_version '1'")])
+@pytest.mark.parametrize(
+    "version, message",
+    [
+        (99, r"format_version 99; this polyact reads versions \[1\]"),
+        (None, r"no format_version.*supported versions: \[1\]"),
+        ("1", r"format_version '1'"),
+    ],
+)
 def test_unsupported_or_missing_format_version(dataset, version, message):
     path, _ = dataset
 
@@ -80,10 +85,13 @@ def test_episode_file_lacking_a_feature(dataset):
     assert any("episode_000002.h5" in p and "obs/state" in p for p in verify_dataset(path))
 
 
-@pytest.mark.parametrize("dtype, shape, expected", [
-    ("float64", (12, 5), r"float64\[12, 5\], expected float32\[12, 5\]"),
-    ("float32", (12, 6), r"float32\[12, 6\], expected float32\[12, 5\]"),
-])
+@pytest.mark.parametrize(
+    "dtype, shape, expected",
+    [
+        ("float64", (12, 5), r"float64\[12, 5\], expected float32\[12, 5\]"),
+        ("float32", (12, 6), r"float32\[12, 6\], expected float32\[12, 5\]"),
+    ],
+)
 def test_episode_file_with_wrong_dtype_or_shape(dataset, dtype, shape, expected):
     path, _ = dataset
     with h5py.File(episode_file(path, 2), "a") as f:

@@ -45,8 +45,16 @@ def test_window_matches_hand_computed(counting, case):
     episode, t, history, chunk = case
     states, obs_pad, actions, action_pad = CASES[case]
     w = counting.window(episode, t, history, chunk)
-    assert set(w) == {*(f"obs/{k}" for k in counting.features), "obs_is_pad", "action", "action_is_pad",
-                      "instruction", "task_index", "episode_index", "timestep"}
+    assert set(w) == {
+        *(f"obs/{k}" for k in counting.features),
+        "obs_is_pad",
+        "action",
+        "action_is_pad",
+        "instruction",
+        "task_index",
+        "episode_index",
+        "timestep",
+    }
     np.testing.assert_array_equal(w["obs/state"], np.repeat(np.array(states, np.float32)[:, None], 5, axis=1))
     np.testing.assert_array_equal(w["obs/rgb/corner"][:, 0, 0, 0], states)
     assert w["obs/rgb/corner"].shape == (history, 16, 16, 3) and w["obs/rgb/corner"].dtype == np.uint8

@@ -130,8 +130,11 @@ def test_a_failed_manifest_update_rolls_the_episode_back(dataset, make_episode):
     path, _ = dataset
     with DatasetWriter.open(path) as writer:
         (path / "meta.json.tmp").mkdir()  # now the manifest's temporary file cannot be written
-        with pytest.raises(DatasetError, match=r"while writing episode 6 to .*; nothing of episode 6 was committed, "
-                                               r"the 6 earlier episodes are intact"):
+        with pytest.raises(
+            DatasetError,
+            match=r"while writing episode 6 to .*; nothing of episode 6 was committed, "
+            r"the 6 earlier episodes are intact",
+        ):
             writer.add_episode(make_episode(4, 6))
         assert not (path / "episodes" / "episode_000006.h5").exists()
         assert writer.num_episodes == 6
@@ -175,15 +178,18 @@ def test_full_disk_fails_cleanly_and_keeps_earlier_episodes(tmp_path, how):
     else:
         path, limit, words = tmp_path / "ds", 1_000_000, "file size limit reached"
     try:
-        child = subprocess.run([sys.executable, "-c", FILL, str(path), str(limit)], capture_output=True, text=True,
-                               timeout=120)
+        child = subprocess.run(
+            [sys.executable, "-c", FILL, str(path), str(limit)], capture_output=True, text=True, timeout=120
+        )
         assert child.returncode == 0, child.stderr
         result = json.loads(child.stdout)
         n = result["committed"]
         assert n >= 2
         assert result["error"].startswith(f"{words} (")
-        assert result["error"].endswith(f"while writing episode {n} to {path}; nothing of episode {n} was "
-                                        f"committed, the {n} earlier episodes are intact")
+        assert result["error"].endswith(
+            f"while writing episode {n} to {path}; nothing of episode {n} was "
+            f"committed, the {n} earlier episodes are intact"
+        )
         assert not [p for p in path.rglob("*.tmp")]
         ds = EpisodeDataset(path)
         assert len(ds) == n and ds.repairs == []

@@ -31,10 +31,15 @@ CFG = EnvConfig(tasks="MT10", height=32, width=32, max_episode_steps=6)
 
 def stats_for(spec) -> dict:
     def feat(dim: int, scale: float = 1.0, offset: float = 0.0) -> dict:
-        return {"mean": np.full(dim, offset, np.float32), "std": np.full(dim, scale / 2, np.float32),
-                "min": np.full(dim, offset - scale, np.float32), "max": np.full(dim, offset + scale, np.float32),
-                "q01": np.full(dim, offset - 0.9 * scale, np.float32),
-                "q99": np.full(dim, offset + 0.9 * scale, np.float32), "count": 1000}
+        return {
+            "mean": np.full(dim, offset, np.float32),
+            "std": np.full(dim, scale / 2, np.float32),
+            "min": np.full(dim, offset - scale, np.float32),
+            "max": np.full(dim, offset + scale, np.float32),
+            "q01": np.full(dim, offset - 0.9 * scale, np.float32),
+            "q99": np.full(dim, offset + 0.9 * scale, np.float32),
+            "count": 1000,
+        }
 
     stats = {"action": feat(spec.action.dim), "state": feat(len(spec.state_names)), "goal": feat(len(spec.goal_names))}
     for cam in spec.camera_names:
@@ -61,8 +66,7 @@ def checkpoint(tmp_path_factory):
     from polyact.policies import HeadConfig, PolicyConfig, build_policy
 
     spec = probe_spec("reach-v3", CFG)
-    config = PolicyConfig(size="tiny", head=HeadConfig(name="diffusion", sample_steps=2), history=2, chunk=4,
-                          execute=2)
+    config = PolicyConfig(size="tiny", head=HeadConfig(name="diffusion", sample_steps=2), history=2, chunk=4, execute=2)
     torch.manual_seed(0)
     policy = build_policy(config, spec, stats_for(spec), [s for t in ("reach-v3", "push-v3") for s in INSTRUCTIONS[t]])
     path = tmp_path_factory.mktemp("ckpt") / "tiny-diffusion"
@@ -93,8 +97,11 @@ class ActionLog:
 
 def logged_run(path, slots: int, execution: str = "", tasks=("reach-v3", "push-v3")) -> dict:
     policy = ActionLog(load_policy(str(path), num_envs=slots, execution=execution))
-    vec = vector_env([partial(EvalEnv, CFG, "reach-v3")] * slots, asynchronous=False,
-                     autoreset_mode=gym.vector.AutoresetMode.DISABLED)
+    vec = vector_env(
+        [partial(EvalEnv, CFG, "reach-v3")] * slots,
+        asynchronous=False,
+        autoreset_mode=gym.vector.AutoresetMode.DISABLED,
+    )
     try:
         run_episodes(vec, policy, plan_jobs(tasks, 2, "seeds", 0, set()), lambda r, f: None)
     finally:
@@ -123,8 +130,11 @@ def test_episode_actions_do_not_depend_on_batching(checkpoint):
 def test_polyact_eval_loads_a_checkpoint_and_checks_it_first(checkpoint, tmp_path, make_config):
     cfg = make_config(tmp_path / "run", policy=str(checkpoint), env=CFG, execution="temporal_ensemble")
     assert isinstance(run_module.build_policy(cfg, 2), ChunkingPolicy)
-    wrong = make_config(tmp_path / "wrong", policy=str(checkpoint),
-                        env=EnvConfig(tasks="MT10", cameras=["topview"], height=32, width=32))
+    wrong = make_config(
+        tmp_path / "wrong",
+        policy=str(checkpoint),
+        env=EnvConfig(tasks="MT10", cameras=["topview"], height=32, width=32),
+    )
     with pytest.raises(ContractError, match=r"missing \['corner'\]"):
         run_module.evaluate(wrong)
     assert not (tmp_path / "wrong").exists()

@@ -20,7 +20,8 @@ CFG = EnvConfig(tasks="MT10", height=32, width=32, max_episode_steps=60)
 
 def test_split_infos_undoes_gymnasiums_batching():
     batched = {
-        "success": np.array([True, False, True]), "_success": np.array([True, True, False]),
+        "success": np.array([True, False, True]),
+        "_success": np.array([True, True, False]),
         "nested": {"a": np.array([1, 2, 3]), "_a": np.array([False, True, False])},
         "_nested": np.array([False, True, False]),
     }
@@ -48,11 +49,16 @@ def test_multitask_env_switches_tasks_and_closes_the_least_recently_used():
 
 @pytest.mark.slow
 def test_eval_env_ends_at_success_records_and_idles():
-    vec = vector_env([partial(EvalEnv, CFG, "reach-v3", True)] * 2, asynchronous=False,
-                     autoreset_mode=gym.vector.AutoresetMode.DISABLED)
+    vec = vector_env(
+        [partial(EvalEnv, CFG, "reach-v3", True)] * 2,
+        asynchronous=False,
+        autoreset_mode=gym.vector.AutoresetMode.DISABLED,
+    )
     try:
-        requests = {0: (1_000_000, {"task": "reach-v3", "record": True}),
-                    1: (1_000_000, {"task": "push-v3", "record": False})}
+        requests = {
+            0: (1_000_000, {"task": "reach-v3", "record": True}),
+            1: (1_000_000, {"task": "push-v3", "record": False}),
+        }
         obs, infos = reset_envs(vec, requests)
         assert obs["instruction"][0] and all("expert_action" in info for info in infos)
         steps, ended = 0, {}

@@ -24,8 +24,11 @@ from polyact.eval.worker import EvalEnv
 def test_seeds_are_fixed_and_above_the_demonstration_range():
     jobs = plan_jobs(["reach-v3", "push-v3"], 3, "seeds", 0, done={("push-v3", 1)})
     assert [(j.task, j.index, j.seed) for j in jobs] == [
-        ("reach-v3", 0, EVAL_SEED_BASE), ("reach-v3", 1, EVAL_SEED_BASE + 1), ("reach-v3", 2, EVAL_SEED_BASE + 2),
-        ("push-v3", 0, EVAL_SEED_BASE), ("push-v3", 2, EVAL_SEED_BASE + 2),
+        ("reach-v3", 0, EVAL_SEED_BASE),
+        ("reach-v3", 1, EVAL_SEED_BASE + 1),
+        ("reach-v3", 2, EVAL_SEED_BASE + 2),
+        ("push-v3", 0, EVAL_SEED_BASE),
+        ("push-v3", 2, EVAL_SEED_BASE + 2),
     ]
     assert all(j.goal_vector is None for j in jobs)
 
@@ -57,8 +60,9 @@ def test_official_goals_are_metaworlds_distinct_configurations_and_reach_the_env
     assert [j.seed for j in jobs] == [EVAL_SEED_BASE + i for i in range(3)]
 
     cfg = EnvConfig(tasks="reach-v3", height=32, width=32, max_episode_steps=5)
-    vec = vector_env([partial(EvalEnv, cfg, "reach-v3", True)], asynchronous=False,
-                     autoreset_mode=gym.vector.AutoresetMode.DISABLED)
+    vec = vector_env(
+        [partial(EvalEnv, cfg, "reach-v3", True)], asynchronous=False, autoreset_mode=gym.vector.AutoresetMode.DISABLED
+    )
     policy = GoalRecorder()
     try:
         run_episodes(vec, policy, jobs, lambda r, f: None)
@@ -71,7 +75,11 @@ def test_official_goals_are_metaworlds_distinct_configurations_and_reach_the_env
 def make_dataset(path, seeds):
     spec = synthetic_env_spec(cameras=("corner",), height=8, width=8, tasks=("reach-v3",))
     writer = DatasetWriter.create(
-        path, features=spec.features(), action=spec.action_feature(), env_spec=spec, fps=spec.control_hz,
+        path,
+        features=spec.features(),
+        action=spec.action_feature(),
+        env_spec=spec,
+        fps=spec.control_hz,
         tasks={"reach-v3": []},
     )
     with writer:

@@ -79,9 +79,19 @@ def test_a_killed_run_resumes_without_rerunning_finished_episodes(reference_run,
     ref_cfg, ref = reference_run
     out = tmp_path / "killed"
     command = [
-        sys.executable, "-m", "polyact.cli", "eval", "env.tasks=MT10", "env.height=32", "env.width=32",
-        "env.max_episode_steps=60", "only_tasks=[reach-v3,push-v3]", "episodes_per_task=4", "workers=2",
-        f"out={out}", "progress=false",
+        sys.executable,
+        "-m",
+        "polyact.cli",
+        "eval",
+        "env.tasks=MT10",
+        "env.height=32",
+        "env.width=32",
+        "env.max_episode_steps=60",
+        "only_tasks=[reach-v3,push-v3]",
+        "episodes_per_task=4",
+        "workers=2",
+        f"out={out}",
+        "progress=false",
     ]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     jsonl = out / EPISODES_FILE

@@ -18,8 +18,10 @@ INSTRUCTIONS = ["pick up the red block", "open the drawer", "push the button"]
 def make_spec(
     action_dim: int = 4, cameras: tuple[str, ...] = ("corner",), size: int = 32, goal: bool = True
 ) -> EnvSpec:
-    names = ("x", "y", "z", "roll", "pitch", "yaw", "gripper") if action_dim == 7 else tuple(
-        f"a{i}" for i in range(action_dim)
+    names = (
+        ("x", "y", "z", "roll", "pitch", "yaw", "gripper")
+        if action_dim == 7
+        else tuple(f"a{i}" for i in range(action_dim))
     )
     return EnvSpec(
         suite="synthetic",
@@ -36,8 +38,10 @@ def make_spec(
 def make_stats(spec: EnvSpec) -> dict[str, dict[str, Any]]:
     def feat(dim: int, scale: float = 1.0, offset: float = 0.0) -> dict[str, Any]:
         return {
-            "mean": np.full(dim, offset, np.float32), "std": np.full(dim, 0.5 * scale, np.float32),
-            "min": np.full(dim, offset - scale, np.float32), "max": np.full(dim, offset + scale, np.float32),
+            "mean": np.full(dim, offset, np.float32),
+            "std": np.full(dim, 0.5 * scale, np.float32),
+            "min": np.full(dim, offset - scale, np.float32),
+            "max": np.full(dim, offset + scale, np.float32),
             "q01": np.full(dim, offset - 0.9 * scale, np.float32),
             "q99": np.full(dim, offset + 0.9 * scale, np.float32),
             "count": 1000,
@@ -54,8 +58,9 @@ def make_batch(spec: EnvSpec, batch: int = 3, history: int = 2, chunk: int = 4, 
     g = torch.Generator().manual_seed(seed)
     out: dict[str, Any] = {}
     for cam in spec.cameras:
-        out[f"obs/rgb/{cam.name}"] = torch.randint(0, 256, (batch, history, cam.height, cam.width, 3), generator=g,
-                                                   dtype=torch.uint8)
+        out[f"obs/rgb/{cam.name}"] = torch.randint(
+            0, 256, (batch, history, cam.height, cam.width, 3), generator=g, dtype=torch.uint8
+        )
         out[f"obs/depth/{cam.name}"] = 0.5 + 2 * torch.rand(batch, history, cam.height, cam.width, generator=g)
         k = torch.tensor([[30.0, 0, cam.width / 2], [0, 30.0, cam.height / 2], [0, 0, 1]])
         out[f"obs/intrinsics/{cam.name}"] = k.expand(batch, history, 3, 3).clone()
@@ -68,7 +73,7 @@ def make_batch(spec: EnvSpec, batch: int = 3, history: int = 2, chunk: int = 4, 
     out["obs_is_pad"] = obs_pad
     out["action"] = (torch.rand(batch, chunk, spec.action.dim, generator=g) * 2 - 1) * 0.8
     act_pad = torch.zeros(batch, chunk, dtype=torch.bool)
-    act_pad[-1, chunk // 2:] = True
+    act_pad[-1, chunk // 2 :] = True
     out["action_is_pad"] = act_pad
     out["instruction"] = [INSTRUCTIONS[i % len(INSTRUCTIONS)] for i in range(batch)]
     out["task_index"] = torch.arange(batch) % len(INSTRUCTIONS)
@@ -76,8 +81,13 @@ def make_batch(spec: EnvSpec, batch: int = 3, history: int = 2, chunk: int = 4, 
 
 
 def tiny_config(head: str = "l1", **overrides: Any) -> PolicyConfig:
-    head_cfg = HeadConfig(name=head, grid_translation=[4, 4, 2], grid_rotation=[2, 2, 2], num_bins=32,
-                          **overrides.pop("head_overrides", {}))
+    head_cfg = HeadConfig(
+        name=head,
+        grid_translation=[4, 4, 2],
+        grid_rotation=[2, 2, 2],
+        num_bins=32,
+        **overrides.pop("head_overrides", {}),
+    )
     return PolicyConfig(size="tiny", head=head_cfg, history=2, chunk=4, execute=2, **overrides)
 
 

@@ -72,8 +72,11 @@ def test_temporal_ensemble_uniform_is_octo_average():
 
 
 def obs(value: float, instruction: str = "go") -> dict:
-    return {"rgb/cam": np.full((2, 2, 3), value, np.uint8), "state": np.full(3, value, np.float32),
-            "instruction": instruction}
+    return {
+        "rgb/cam": np.full((2, 2, 3), value, np.uint8),
+        "state": np.full(3, value, np.float32),
+        "instruction": instruction,
+    }
 
 
 def test_history_pads_with_oldest_and_marks_padding():

