@@ -26,7 +26,7 @@ class UnknownNameError(ConfigError, KeyError):
 
 
 class ContractError(PolyactError, ValueError):
-    """An observation or action that breaks the observation/action contract (envs/contract.py)."""
+    """An observation or action that breaks the observation/action contract (contract.py)."""
 
 
 class DatasetError(PolyactError):

@@ -33,7 +33,7 @@ IMAGE_OF_SIZE = {"tiny": 32, "small": 64, "base": 128}
 
 def build(size: str, head: str, spec: Any, stats: dict[str, Any]) -> VLAPolicy:
     torch.manual_seed(0)
-    cfg = PolicyConfig(size=size, head=HeadConfig(name=head), history=1, chunk=8, execute=4)
+    cfg = PolicyConfig(size=size, head=HeadConfig(name=head), history=1, chunk=8, replan_every=4)
     samples = np.random.default_rng(0).uniform(-1, 1, (2000, 4)).astype(np.float32)
     return build_policy(cfg, spec, stats, INSTRUCTIONS, action_samples=samples)
 

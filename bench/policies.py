@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from polyact.bench.common import header
-from polyact.envs.contract import ActionSpec, CameraSpec, EnvSpec
+from polyact.contract import ActionSpec, CameraSpec, EnvSpec
 from polyact.policies import HeadConfig, PolicyConfig, VLAPolicy, build_policy
 
 HEADS: list[tuple[str, dict[str, Any]]] = [
@@ -96,7 +96,7 @@ def make_batch(spec: EnvSpec, batch: int, chunk: int, seed: int = 0) -> dict[str
 def build(name: str, overrides: dict[str, Any], spec: EnvSpec, stats: dict[str, Any], steps: int = 10) -> VLAPolicy:
     torch.manual_seed(0)
     head = HeadConfig(name=name.split("/")[0], sample_steps=steps, **overrides)
-    cfg = PolicyConfig(size="small", head=head, history=1, chunk=8, execute=4)
+    cfg = PolicyConfig(size="small", head=head, history=1, chunk=8, replan_every=4)
     samples = np.random.default_rng(0).uniform(-1, 1, (2000, 4)).astype(np.float32)
     return build_policy(cfg, spec, stats, INSTRUCTIONS, action_samples=samples)
 

@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from polyact.contract import EnvSpec, FeatureSpec
 from polyact.data.episode import Episode
 from polyact.data.reader import EpisodeDataset
 from polyact.data.writer import DatasetWriter
-from polyact.envs.contract import EnvSpec, FeatureSpec
 from polyact.errors import DatasetError
 
 _SCALARS = ("task", "instruction", "seed", "success", "extra")

@@ -11,7 +11,7 @@ import numpy as np
 @dataclass
 class Episode:
     """Arrays are stacked over time, T steps: `observations[key][t]` is what the policy saw before
-    taking `actions[t]`. Keys follow polyact.envs.contract (`rgb/<camera>`, `state`, ...), without the
+    taking `actions[t]`. Keys follow polyact.contract (`rgb/<camera>`, `state`, ...), without the
     instruction, which is constant over an episode and kept in `instruction`."""
 
     task: str

@@ -24,7 +24,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from polyact.envs.contract import FeatureSpec
+from polyact.contract import FeatureSpec
 from polyact.errors import DatasetError
 
 FORMAT_NAME = "polyact-episodes"

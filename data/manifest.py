@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from polyact.atomic import write_json_atomic
+from polyact.contract import EnvSpec, FeatureSpec
 from polyact.data.format import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -21,9 +23,7 @@ from polyact.data.format import (
     check_version,
     episode_relpath,
 )
-from polyact.data.fsutil import write_json_atomic
 from polyact.data.stats import FeatureStats, stats_from_dict, stats_to_dict
-from polyact.envs.contract import EnvSpec, FeatureSpec
 from polyact.errors import DatasetError
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from polyact.contract import EnvSpec, FeatureSpec
 from polyact.data.episode import Episode
 from polyact.data.format import (
     ACTION,
@@ -31,7 +32,6 @@ from polyact.data.handles import CHUNK_CACHE_BYTES, EpisodeHandle, HandleCache
 from polyact.data.manifest import Manifest
 from polyact.data.recovery import reconcile
 from polyact.data.stats import merge_into, stats_from_dict
-from polyact.envs.contract import EnvSpec, FeatureSpec
 from polyact.errors import ConfigError, DatasetError, unknown_name
 
 

@@ -14,8 +14,9 @@ import os
 import warnings
 from pathlib import Path
 
+from polyact.atomic import fsync_dir
 from polyact.data.format import EPISODES_DIR, MANIFEST_NAME, episode_filename, parse_episode_filename, read_record
-from polyact.data.fsutil import fsync_dir, writer_active
+from polyact.data.lock import writer_active
 from polyact.data.manifest import Manifest
 from polyact.data.stats import merge_into, stats_from_dict
 from polyact.errors import DatasetError

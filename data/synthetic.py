@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from polyact.contract import ActionSpec, CameraSpec, EnvSpec, intrinsics_from_fovy
 from polyact.data.episode import Episode
-from polyact.envs.contract import ActionSpec, CameraSpec, EnvSpec, intrinsics_from_fovy
 
 
 def synthetic_env_spec(

@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from polyact.contract import EnvSpec, FeatureSpec
 from polyact.data.episode import Episode
 from polyact.data.format import ACTION, IMAGE_COMPRESSIONS, REWARD, SUCCESS, check_feature_key, obs_path
 from polyact.data.manifest import Manifest
-from polyact.envs.contract import EnvSpec, FeatureSpec
 from polyact.errors import DatasetError, closest_first, unknown_name
 
 

@@ -22,6 +22,8 @@ from typing import Any
 import h5py
 import numpy as np
 
+from polyact.atomic import fsync_dir, write_bytes_atomic
+from polyact.contract import EnvSpec, FeatureSpec
 from polyact.data.episode import Episode
 from polyact.data.format import (
     EPISODES_DIR,
@@ -35,12 +37,11 @@ from polyact.data.format import (
     episode_relpath,
     storage_options,
 )
-from polyact.data.fsutil import WriterLock, fsync_dir, write_bytes_atomic
+from polyact.data.lock import WriterLock
 from polyact.data.manifest import Manifest
 from polyact.data.recovery import reconcile
 from polyact.data.stats import episode_stats, merge_into, stats_to_dict
 from polyact.data.validate import check_episode, check_schema
-from polyact.envs.contract import EnvSpec, FeatureSpec
 from polyact.errors import DatasetError
 
 _IMAGE_NAMES = itertools.count()

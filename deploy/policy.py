@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from polyact.contract import EnvSpec, FeatureSpec
 from polyact.deploy.protocol import RequestError, check_observation, policy_metadata
-from polyact.envs.contract import EnvSpec, FeatureSpec
 from polyact.errors import ConfigError
 from polyact.eval.policy import PolicyRequirements, check_compatible
 
@@ -113,7 +113,7 @@ class ServedPolicy:
         self._noise_shape = (c.chunk, c.action_dim)
         self._rng = np.random.default_rng()  # noise of requests that bring no seed
         self.metadata = policy_metadata(
-            self.inputs, spec, c.history, c.chunk, c.execute, control_hz or spec.control_hz, name
+            self.inputs, spec, c.history, c.chunk, c.replan_every, control_hz or spec.control_hz, name
         )
 
     def predict(

@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from polyact.contract import INSTRUCTION_MAX_CHARS, EnvSpec, FeatureSpec, check_array
 from polyact.deploy.client import ARRAY_TAG, PROTOCOL_VERSION, decode_array, packb, unpackb
-from polyact.envs.contract import INSTRUCTION_MAX_CHARS, EnvSpec, FeatureSpec, check_array
 from polyact.errors import ContractError
 
 MESSAGE_KEYS = {"infer": ("type", "id", "observations", "seed"), "health": ("type", "id"), "metadata": ("type", "id")}
@@ -53,7 +53,7 @@ def policy_metadata(
     spec: EnvSpec,
     history: int,
     chunk: int,
-    execute: int,
+    replan_every: int,
     control_hz: float,
     policy: str,
 ) -> dict[str, Any]:
@@ -76,7 +76,7 @@ def policy_metadata(
             "shape": [chunk, spec.action.dim],
         },
         "chunk": chunk,
-        "execute": execute,
+        "replan_every": replan_every,
         "history": history,
         "control_hz": float(control_hz),
     }

@@ -1,21 +1,16 @@
-"""Environments behind one observation/action contract (envs/contract.py): Meta-World v3 and more.
+"""Environments behind one observation/action contract (contract.py): Meta-World v3 and more.
 
 `make_env(task, EnvConfig(...))` builds any suite's task; `make_expert(env)` its scripted expert;
 `resolve_tasks("MT10")` names the tasks of a task set.
 """
 
 from polyact.envs.config import EVAL_SEED_BASE, EnvConfig
-from polyact.envs.contract import ActionSpec, CameraSpec, EnvSpec, FeatureSpec
 from polyact.envs.registry import Expert, make_env, make_expert, resolve_tasks
 
 __all__ = [
     "EVAL_SEED_BASE",
-    "ActionSpec",
-    "CameraSpec",
     "EnvConfig",
-    "EnvSpec",
     "Expert",
-    "FeatureSpec",
     "make_env",
     "make_expert",
     "resolve_tasks",

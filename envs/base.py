@@ -13,8 +13,9 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
-from polyact.envs.contract import EnvSpec, intrinsics_from_fovy
+from polyact.contract import EnvSpec, intrinsics_from_fovy
 from polyact.envs.rendering import Quality, Renderer
+from polyact.envs.spaces import action_space, observation_space
 from polyact.errors import unknown_name
 
 # MuJoCo cameras look down -z with y up; OpenCV cameras look down +z with y down.
@@ -30,7 +31,7 @@ def camera_extrinsics(data: mujoco.MjData, cam_id: int) -> np.ndarray:
 
 
 class PolyactEnv(gym.Env):
-    """A gymnasium Env whose observations and actions follow polyact.envs.contract."""
+    """A gymnasium Env whose observations and actions follow polyact.contract."""
 
     metadata = {"render_modes": ["rgb_array"]}
 
@@ -45,8 +46,8 @@ class PolyactEnv(gym.Env):
         self.contract = contract
         self.task = task
         self.model, self.data = model, data
-        self.observation_space = contract.observation_space()
-        self.action_space = contract.action_space()
+        self.observation_space = observation_space(contract)
+        self.action_space = action_space(contract)
         self.render_mode = "rgb_array"
         height = {c.height for c in contract.cameras}
         width = {c.width for c in contract.cameras}

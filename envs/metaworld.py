@@ -22,9 +22,9 @@ import numpy as np
 from metaworld.env_dict import ALL_V3_ENVIRONMENTS, ML10_V3, ML45_V3, MT10_V3
 from metaworld.policies import ENV_POLICY_MAP
 
+from polyact.contract import ActionSpec, CameraSpec, EnvSpec
 from polyact.envs.base import PolyactEnv
 from polyact.envs.config import EnvConfig
-from polyact.envs.contract import ActionSpec, CameraSpec, EnvSpec
 from polyact.envs.metaworld_instructions import INSTRUCTIONS
 from polyact.envs.registry import Suite
 from polyact.errors import unknown_name

@@ -14,9 +14,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from polyact.contract import EnvSpec
 from polyact.envs.base import PolyactEnv
 from polyact.envs.config import EnvConfig
-from polyact.envs.contract import EnvSpec
 from polyact.envs.registry import make_env, resolve_tasks
 from polyact.errors import ContractError, unknown_name
 

@@ -4,11 +4,12 @@
 experts (`ExpertPolicy`) or a checkpoint (`load_policy`). See docs/eval.md.
 """
 
-from polyact.eval.checkpoint import load_policy
+from polyact.contract import PolicyRequirements, check_compatible
 from polyact.eval.config import EvalConfig
-from polyact.eval.policy import BatchPolicy, ExpertPolicy, PolicyRequirements, check_compatible
+from polyact.eval.policy import BatchPolicy, ExpertPolicy
 from polyact.eval.run import evaluate
 from polyact.eval.stats import summarise, wilson_interval
+from polyact.eval.trained import load_policy
 
 __all__ = [
     "BatchPolicy",

@@ -9,7 +9,7 @@ from typing import Any
 from polyact.envs.config import EnvConfig
 from polyact.envs.registry import resolve_tasks
 from polyact.errors import ConfigError, unknown_name
-from polyact.eval.checkpoint import EXECUTION_MODES
+from polyact.policies.config import EXECUTIONS
 
 PROTOCOLS = ("seeds", "metaworld_goals")
 OFFICIAL_GOALS_PER_TASK = 50  # metaworld's benchmarks give each task 50 goal configurations
@@ -59,8 +59,8 @@ class EvalConfig:
             raise ConfigError(f"protocol=metaworld_goals needs Meta-World tasks; env.tasks={self.env.tasks!r} is not")
         if self.workers < 0:
             raise ConfigError(f"workers must be >= 0 (0 = one per CPU core), got {self.workers}")
-        if self.execution and self.execution not in EXECUTION_MODES:
-            raise unknown_name("execution mode (execution)", self.execution, EXECUTION_MODES)
+        if self.execution and self.execution not in EXECUTIONS:
+            raise unknown_name("execution mode (execution)", self.execution, EXECUTIONS)
         if self.policy == "expert" and self.execution:
             raise ConfigError(
                 "execution applies to chunk-predicting checkpoints; the scripted experts act step by step"

@@ -18,14 +18,14 @@ import numpy as np
 from tqdm import tqdm
 
 from polyact.bench.common import machine
+from polyact.contract import EnvSpec, check_compatible
 from polyact.envs.config import EVAL_SEED_BASE, EnvConfig
-from polyact.envs.contract import EnvSpec
 from polyact.envs.registry import make_env, resolve_tasks
 from polyact.envs.vector import vector_env
 from polyact.eval.config import EvalConfig
 from polyact.eval.episodes import EpisodeJob, check_disjoint, plan_jobs
 from polyact.eval.groups import task_groups
-from polyact.eval.policy import BatchPolicy, ExpertPolicy, check_compatible
+from polyact.eval.policy import BatchPolicy, ExpertPolicy
 from polyact.eval.results import markdown, write_results
 from polyact.eval.rollout import RolloutStats, run_episodes, start_tasks
 from polyact.eval.stats import summarise
@@ -37,7 +37,7 @@ from polyact.eval.worker import EvalEnv
 def build_policy(cfg: EvalConfig, num_envs: int) -> BatchPolicy:
     if cfg.policy == "expert":
         return ExpertPolicy()
-    from polyact.eval.checkpoint import load_policy
+    from polyact.eval.trained import load_policy
 
     return load_policy(cfg.policy, num_envs, cfg.execution, cfg.device)
 

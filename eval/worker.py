@@ -70,7 +70,7 @@ class EvalEnv(gym.Env):
         if self._use_expert:
             self._expert = make_expert(self.env.current)
             self._expert.reset()
-        # the seed lets a sampling policy draw its noise per episode (eval/checkpoint.py)
+        # the seed lets a sampling policy draw its noise per episode (eval/trained.py)
         return obs, {**self._public(obs, info, ended=False), "seed": seed}
 
     def step(self, action: Any):

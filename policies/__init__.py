@@ -3,36 +3,45 @@
     from polyact.policies import PolicyConfig, HeadConfig, build_policy, VLAPolicy
     policy = build_policy(PolicyConfig(size="small", head=HeadConfig(name="diffusion")), env_spec, stats, instructions)
     loss, metrics = policy.compute_loss(batch)         # a window-loader batch
-    policy.save_pretrained("runs/x/policy")
+    policy.save_pretrained("runs/x/policy")            # weights, config and the environment spec
     policy = VLAPolicy.from_pretrained("runs/x/policy")
     chunk = policy.predict_chunk(observation)          # (B, H, A) raw units
+    runner = ChunkRunner(policy, num_slots=4)          # over time: history, chunk execution, seeded noise
 
 Code map: config.py (configs and sizes), normalize.py (statistics), vision.py + ego3d.py + pretrained.py
 (image tokens), language.py (instruction tokens), trunk.py (transformer), heads/ (action heads), vla.py
-(the policy), history.py + chunking.py (inference over time), checkpoint.py (save/load). See docs/policies.md.
+(the policy), history.py + chunking.py (inference over time), policy_dir.py (save/load). See
+docs/policies.md.
+
+Names are imported on first use (PEP 562), so `polyact.policies.config` loads without torch.
 """
 
-from polyact.policies.chunking import ChunkRunner, RecedingHorizon, TemporalEnsemble, make_executor
-from polyact.policies.config import HeadConfig, PolicyConfig, TextConfig, VisionConfig
-from polyact.policies.history import ObservationHistory
-from polyact.policies.language import build_vocab
-from polyact.policies.normalize import MissingStatisticError
-from polyact.policies.vision import RandomShift
-from polyact.policies.vla import VLAPolicy, build_policy
+from __future__ import annotations
 
-__all__ = [
-    "ChunkRunner",
-    "HeadConfig",
-    "MissingStatisticError",
-    "ObservationHistory",
-    "PolicyConfig",
-    "RandomShift",
-    "RecedingHorizon",
-    "TemporalEnsemble",
-    "TextConfig",
-    "VLAPolicy",
-    "VisionConfig",
-    "build_policy",
-    "build_vocab",
-    "make_executor",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "ChunkRunner": "chunking",
+    "RecedingHorizon": "chunking",
+    "TemporalEnsemble": "chunking",
+    "make_executor": "chunking",
+    "plan_chunks": "chunking",
+    "HeadConfig": "config",
+    "PolicyConfig": "config",
+    "TextConfig": "config",
+    "VisionConfig": "config",
+    "ObservationHistory": "history",
+    "build_vocab": "language",
+    "MissingStatisticError": "normalize",
+    "RandomShift": "vision",
+    "VLAPolicy": "vla",
+    "build_policy": "vla",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'polyact.policies' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"polyact.policies.{_EXPORTS[name]}"), name)

@@ -21,6 +21,7 @@ DECODINGS = ("parallel", "autoregressive")
 TIMESTEP_SPACINGS = ("trailing", "leading")
 ACTION_NORMALIZATIONS = ("q01_q99", "min_max")
 EXECUTIONS = ("receding_horizon", "temporal_ensemble")
+LEGACY_KEYS = {"heads": "attention_heads", "execute": "replan_every"}  # checkpoints of polyact <= 2026-11-26
 
 # Values that fields left at 0 / empty take, per named size. Parameter counts are in docs/policies.md.
 SIZES: dict[str, dict[str, Any]] = {
@@ -28,7 +29,7 @@ SIZES: dict[str, dict[str, Any]] = {
     "tiny": dict(
         width=32,
         depth=1,
-        heads=2,
+        attention_heads=2,
         channels=[8, 16],
         stem=2,
         grid=2,
@@ -43,7 +44,7 @@ SIZES: dict[str, dict[str, Any]] = {
     "small": dict(
         width=128,
         depth=4,
-        heads=4,
+        attention_heads=4,
         channels=[32, 64],
         stem=4,
         grid=4,
@@ -58,7 +59,7 @@ SIZES: dict[str, dict[str, Any]] = {
     "base": dict(
         width=768,
         depth=12,
-        heads=12,
+        attention_heads=12,
         channels=[96, 192, 384],
         stem=4,
         grid=8,
@@ -211,12 +212,12 @@ class PolicyConfig:
     goal_dim: int = 0  # 0: the environment has no goal vector
     history: int = 1  # observation steps h the policy sees
     chunk: int = 8  # actions H predicted per call
-    execute: int = 4  # actions k executed per chunk under receding-horizon execution
+    replan_every: int = 4  # actions k executed per chunk under receding-horizon execution
     execution: str = "receding_horizon"  # or "temporal_ensemble" (chunking.make_executor)
     ensemble_weight: float = 0.01  # temporal ensembling: exp(-w i), i = 0 the oldest (ACT 0.01, Octo 0)
     width: int = 0  # trunk token width (0: size's)
     depth: int = 0  # trunk layers (0: size's)
-    heads: int = 0  # attention heads (0: size's)
+    attention_heads: int = 0  # (0: size's)
     dropout: float = 0.0
     action_normalization: str = "q01_q99"  # "q01_q99" (OpenVLA bounds) or "min_max"
 
@@ -230,12 +231,12 @@ class PolicyConfig:
         _check_choice("action normalization", self.action_normalization, ACTION_NORMALIZATIONS)
         _check_choice("execution mode", self.execution, EXECUTIONS)
         resolved = self.resolved()
-        if resolved.width % resolved.heads:
-            raise ConfigError(f"width {resolved.width} is not divisible by heads {resolved.heads}")
-        if self.history < 1 or self.chunk < 1 or not 1 <= self.execute <= self.chunk:
+        if resolved.width % resolved.attention_heads:
+            raise ConfigError(f"width {resolved.width} is not divisible by attention_heads {resolved.attention_heads}")
+        if self.history < 1 or self.chunk < 1 or not 1 <= self.replan_every <= self.chunk:
             raise ConfigError(
-                f"need history >= 1, chunk >= 1 and 1 <= execute <= chunk; got history={self.history}, "
-                f"chunk={self.chunk}, execute={self.execute}"
+                f"need history >= 1, chunk >= 1 and 1 <= replan_every <= chunk; got history={self.history}, "
+                f"chunk={self.chunk}, replan_every={self.replan_every}"
             )
         if len(set(self.cameras)) != len(self.cameras):
             raise ConfigError(f"cameras must be distinct, got {self.cameras}")
@@ -252,7 +253,7 @@ class PolicyConfig:
         return out
 
     def _fill_from_size(self, s: dict[str, Any]) -> None:
-        for name in ("width", "depth", "heads"):
+        for name in ("width", "depth", "attention_heads"):
             if getattr(self, name) == 0:
                 setattr(self, name, s[name])
         v, t, h = self.vision, self.text, self.head
@@ -282,4 +283,9 @@ class PolicyConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PolicyConfig:
-        return _from_dict(cls, dict(d), "policy config")
+        """The config of a `config.json`, also one written before keys were renamed (LEGACY_KEYS)."""
+        d = dict(d)
+        for old, new in LEGACY_KEYS.items():
+            if old in d and new not in d:
+                d[new] = d.pop(old)
+        return _from_dict(cls, d, "policy config")

@@ -50,12 +50,17 @@ class ObservationHistory:
         self.history = history
         self.buffers: list[deque] = [deque(maxlen=history) for _ in range(num_envs)]
 
-    def push(self, observations: Sequence[Mapping[str, Any]]) -> None:
-        """One new observation per environment, in env order."""
-        if len(observations) != len(self.buffers):
-            raise ContractError(f"got {len(observations)} observations for {len(self.buffers)} environments")
-        for buf, obs in zip(self.buffers, observations, strict=True):
-            buf.append(obs)
+    def push(self, observations: Sequence[Mapping[str, Any]], env_ids: Sequence[int] | None = None) -> None:
+        """One new observation per listed environment (every environment when None), in that order."""
+        ids = range(len(self.buffers)) if env_ids is None else env_ids
+        if len(observations) != len(ids):
+            raise ContractError(f"got {len(observations)} observations for {len(ids)} environments")
+        for i, obs in zip(ids, observations, strict=True):
+            self.buffers[i].append(obs)
+
+    def recent(self, env_id: int) -> list[Mapping[str, Any]]:
+        """The environment's kept observations, oldest first."""
+        return list(self.buffers[env_id])
 
     def batch(self, env_ids: Sequence[int] | None = None) -> dict[str, Any]:
         ids = range(len(self.buffers)) if env_ids is None else env_ids

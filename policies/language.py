@@ -70,7 +70,7 @@ class InstructionEncoder(nn.Module):
             self.tokenizer = WordTokenizer(t.vocab) if t.encoder == "words" else ByteTokenizer()
             self.embed = nn.Embedding(self.tokenizer.size, cfg.width, padding_idx=PAD)
             self.pos = nn.Parameter(torch.randn(t.max_tokens, cfg.width) * 0.02)
-            self.blocks = nn.ModuleList(Block(cfg.width, cfg.heads, cfg.dropout) for _ in range(t.depth))
+            self.blocks = nn.ModuleList(Block(cfg.width, cfg.attention_heads, cfg.dropout) for _ in range(t.depth))
             self.norm = nn.LayerNorm(cfg.width)
 
     def train(self, mode: bool = True) -> InstructionEncoder:

@@ -200,7 +200,7 @@ class CameraTokens(nn.Module):
         v = cfg.vision
         if v.encoder == "conv":
             return ConvEncoder(v.channels, v.stem)
-        return ViTEncoder(cfg.width, v.vit_depth, cfg.heads, v.patch_size)
+        return ViTEncoder(cfg.width, v.vit_depth, cfg.attention_heads, v.patch_size)
 
     def forward(
         self, cam: str, images: torch.Tensor, depth: torch.Tensor | None, intrinsics: torch.Tensor | None

@@ -30,10 +30,10 @@ import torch
 from einops import rearrange, repeat
 from torch import nn
 
-from polyact.envs.contract import EnvSpec
+from polyact.contract import EnvSpec
 from polyact.errors import ConfigError, ContractError, unknown_name
 from polyact.policies.config import PolicyConfig
-from polyact.policies.heads import AdaptiveGridHead, make_head
+from polyact.policies.heads import make_head
 from polyact.policies.history import stack_observations
 from polyact.policies.language import InstructionEncoder, build_vocab
 from polyact.policies.normalize import Normalizer
@@ -44,11 +44,12 @@ from polyact.policies.vision import CameraTokens, RandomShift, sample_shifts
 class VLAPolicy(nn.Module):
     """A vision-language-action policy; build one with `build_policy` or load one with `from_pretrained`."""
 
-    def __init__(self, config: PolicyConfig, load_pretrained_weights: bool = True):
+    def __init__(self, config: PolicyConfig, load_pretrained_weights: bool = True, env_spec: EnvSpec | None = None):
         super().__init__()
         config = config.resolved()
         config.check_complete()
         self.config = cfg = config
+        self.env_spec = env_spec  # the environment it acts in, saved beside the weights (policy_dir.py)
         modes = {"action": cfg.action_normalization, "state": "mean_std"}
         shapes = {"action": (cfg.action_dim,), "state": (cfg.state_dim,)}
         if cfg.goal_dim:
@@ -63,8 +64,8 @@ class VLAPolicy(nn.Module):
         self.goal_proj = nn.Linear(cfg.goal_dim, cfg.width) if cfg.goal_dim else None
         self.step_embed = nn.Parameter(torch.randn(cfg.history, cfg.width) * 0.02)
         self.type_embed = nn.Parameter(torch.randn(4, cfg.width) * 0.02)  # text, image, state, goal
-        self.head = make_head(cfg.head, cfg.width, cfg.chunk, cfg.action_dim, cfg.heads)
-        self.trunk = Trunk(cfg.width, cfg.depth, cfg.heads, self.head.num_readouts, cfg.dropout)
+        self.head = make_head(cfg.head, cfg.width, cfg.chunk, cfg.action_dim, cfg.attention_heads)
+        self.trunk = Trunk(cfg.width, cfg.depth, cfg.attention_heads, self.head.num_readouts, cfg.dropout)
         self.shift = RandomShift(cfg.vision.random_shift) if cfg.vision.random_shift else None
         # convs run channels-last on the CPU (oneDNN's fast layout): the uint8 input already is, as a view
         self.channels_last = True
@@ -188,21 +189,22 @@ class VLAPolicy(nn.Module):
 
     # --- statistics and checkpoints -----------------------------------------------------------------
     def adapt_to_dataset(self, stats: Mapping[str, Mapping[str, Any]], action_samples: Any = None) -> None:
-        """Use a new dataset's statistics; the adaptive grid is also re-discretised on its actions (N, A)."""
+        """Use a new dataset's statistics; a head that fits to data (the adaptive grid) is re-fitted on its
+        raw actions (N, A)."""
         self.normalizer.load_statistics(stats)
-        if isinstance(self.head, AdaptiveGridHead):
-            self.head.refit(self._normalized_samples(action_samples))
+        if self.head.fits_to_data:
+            self.head.fit(self._normalized_samples(action_samples), first=False)
 
-    def fit_action_grid(self, action_samples: Any) -> None:
-        """Fit the adaptive grid (adaptive_grid head only) on raw action samples (N, A)."""
-        if not isinstance(self.head, AdaptiveGridHead):
-            raise ConfigError(f"head {self.config.head.name!r} has no action grid to fit")
-        self.head.grid.fit(self._normalized_samples(action_samples))
+    def fit_head(self, action_samples: Any) -> None:
+        """Fit a head that fits to data (the adaptive grid) on raw action samples (N, A)."""
+        if not self.head.fits_to_data:
+            raise ConfigError(f"head {self.config.head.name!r} has nothing to fit")
+        self.head.fit(self._normalized_samples(action_samples))
 
     def _normalized_samples(self, action_samples: Any) -> torch.Tensor:
         if action_samples is None:
             raise ConfigError(
-                "the adaptive_grid head fits its bins to the dataset's actions: pass action_samples, raw actions "
+                f"the {self.config.head.name} head fits to the dataset's actions: pass action_samples, raw actions "
                 "(N, A) from the training episodes (e.g. all of them, or a random 100k)"
             )
         samples = torch.as_tensor(np.asarray(action_samples, dtype=np.float32), device=self.device)
@@ -211,13 +213,13 @@ class VLAPolicy(nn.Module):
         return self.normalizer.normalize("action", samples)
 
     def save_pretrained(self, directory: str | Path) -> Path:
-        from polyact.policies.checkpoint import save_pretrained
+        from polyact.policies.policy_dir import save_pretrained
 
         return save_pretrained(self, directory)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, map_location: str | torch.device = "cpu") -> VLAPolicy:
-        from polyact.policies.checkpoint import load_pretrained
+        from polyact.policies.policy_dir import load_pretrained
 
         return load_pretrained(directory, map_location)
 
@@ -233,8 +235,9 @@ def build_policy(
 
     Fills the environment fields of (a copy of) `config` from `spec` (cameras default to all of the
     spec's; resolution, action/state/goal sizes), the word vocabulary from the training `instructions`,
-    loads the statistics (a missing one raises) and, for the adaptive_grid head, fits the grid on
-    `action_samples`, raw actions (N, A).
+    loads the statistics (a missing one raises) and, for a head that fits to data (the adaptive grid), fits
+    it on `action_samples`, raw actions (N, A). The policy keeps `spec`, so its checkpoint describes the
+    environment it acts in.
     """
     cfg = copy.deepcopy(config)
     for cam in cfg.cameras:
@@ -258,8 +261,8 @@ def build_policy(
         setattr(cfg, name, value)
     if cfg.text.encoder == "words" and not cfg.text.vocab:
         cfg.text.vocab = build_vocab(instructions)
-    policy = VLAPolicy(cfg)
+    policy = VLAPolicy(cfg, env_spec=spec)
     policy.normalizer.load_statistics(stats)
-    if isinstance(policy.head, AdaptiveGridHead):
-        policy.fit_action_grid(action_samples)
+    if policy.head.fits_to_data:
+        policy.fit_head(action_samples)
     return policy

@@ -14,7 +14,6 @@ draws exactly what the uninterrupted one would have.
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from torch.distributed.checkpoint.state_dict import (
     set_optimizer_state_dict,
 )
 
+from polyact.atomic import replace_dir_atomic, write_text_atomic
 from polyact.errors import PolyactError
 from polyact.train.distributed import Dist, barrier
 
@@ -56,33 +56,13 @@ def latest_checkpoint(out: Path) -> Path | None:
     return path
 
 
-def _fsync_tree(root: Path) -> None:
-    for path in sorted(root.rglob("*"), reverse=True) + [root]:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _replace_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    fd = os.open(tmp, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-
-
 def write_policy(model: nn.Module, policy: nn.Module, d: Dist, directory: Path) -> None:
     """Save the (possibly sharded) model's current weights as a policy directory (collective call)."""
     state = get_model_state_dict(model, options=FULL)
     if d.is_main:
         from polyact.policies.vla import VLAPolicy
 
-        copy = VLAPolicy(policy.config, load_pretrained_weights=False)
+        copy = VLAPolicy(policy.config, load_pretrained_weights=False, env_spec=policy.env_spec)
         copy.load_state_dict(state)
         copy.save_pretrained(directory)
 
@@ -122,10 +102,8 @@ def save_checkpoint(
             "sampler": sampler_state,
         }
         torch.save(trainer, tmp / "trainer.pt")
-        _fsync_tree(tmp)
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)
-        _replace_atomically(checkpoint_dir(out) / LATEST, name + "\n")
+        replace_dir_atomic(tmp, final)
+        write_text_atomic(checkpoint_dir(out) / LATEST, name + "\n")
         for old in sorted(checkpoint_dir(out).glob("step_*"))[:-keep]:
             shutil.rmtree(old, ignore_errors=True)
     barrier(d)

@@ -21,11 +21,13 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from polyact.config import to_yaml
+from polyact.contract import PolicyRequirements
 from polyact.data import EpisodeDataset
 from polyact.data.sampler import TaskBalancedSampler
 from polyact.data.windows import WindowDataset, collate_windows
 from polyact.errors import ConfigError, PolyactError
 from polyact.policies import VLAPolicy, build_policy
+from polyact.policies.heads import head_class
 from polyact.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, write_policy
 from polyact.train.config import TrainConfig
 from polyact.train.distributed import Dist, any_rank, mean_over_ranks, setup, teardown, wrap
@@ -48,13 +50,8 @@ def train(cfg: TrainConfig) -> Path:
 
 
 def observation_keys(policy: VLAPolicy, dataset: EpisodeDataset) -> list[str]:
-    """The dataset features the policy reads (images of its cameras, depth for Ego3D, state, goal)."""
-    keys = [f"rgb/{cam}" for cam in policy.config.cameras]
-    if policy.config.vision.depth:
-        keys += [f"{kind}/{cam}" for cam in policy.config.cameras for kind in ("depth", "intrinsics")]
-    keys.append("state")
-    if policy.config.goal_dim:
-        keys.append("goal")
+    """The dataset features the policy reads (PolicyRequirements.inputs: images, depth for Ego3D, state, goal)."""
+    keys = list(PolicyRequirements.of(policy.config).inputs())
     missing = [k for k in keys if k not in dataset.features]
     if missing:
         raise ConfigError(
@@ -88,7 +85,7 @@ def _build(cfg: TrainConfig, dataset: EpisodeDataset, resume: Path | None) -> VL
         raise ConfigError(f"{dataset.path} has no environment spec; record it with `polyact collect`")
     instructions = [i for per_task in dataset.tasks.values() for i in per_task]
     samples = None
-    if cfg.policy.head.name == "adaptive_grid":
+    if head_class(cfg.policy.head.name).fits_to_data:
         samples = np.concatenate([dataset.episode_arrays(e.index, keys=[])["action"] for e in dataset.episodes])
     return build_policy(cfg.policy, dataset.env_spec, dataset.stats, instructions, samples)
 

@@ -7,7 +7,7 @@ Depth follows REP 118: 32FC1 in metres with NaN for "no return", +inf too far, -
 16UC1 in millimetres with 0 for "no return". The contract gets metres, float32, with +inf for no
 return or too far and 0 for too close.
 
-Intrinsics: ROS's K puts pixel centres at integer coordinates; the contract (envs/contract.py) puts
+Intrinsics: ROS's K puts pixel centres at integer coordinates; the contract (contract.py) puts
 pixel (r, c)'s centre at (c + 0.5, r + 0.5). So cx, cy differ by half a pixel between the two.
 """
 

@@ -7,8 +7,8 @@ and tested without either (tests/deploy/test_bridge_core.py).
 
 Timing. A chunk planned from the observation of step o holds actions for steps o, o+1, ..., o+H-1.
 The loop executes the current chunk's action for the current step; when it reaches index
-`execute - ahead` it asks for the next chunk in the background (`ahead` = the measured latency in
-steps, so the answer lands about when `execute` actions are done) and switches to it as soon as it
+`replan_every - ahead` it asks for the next chunk in the background (`ahead` = the measured latency in
+steps, so the answer lands about when `replan_every` actions are done) and switches to it as soon as it
 arrives, skipping the actions for steps already past. A chunk whose steps are all past is dropped.
 
 Watchdog: the robot is held (zero velocity, gripper kept) on every step where the e-stop is latched,
@@ -205,8 +205,8 @@ class PolicyWorker:
 class ChunkBuffer:
     """The chunk being executed, indexed by control step."""
 
-    def __init__(self, execute: int):
-        self.execute = execute
+    def __init__(self, replan_every: int):
+        self.replan_every = replan_every
         self.chunk: np.ndarray | None = None
         self.origin, self.observed_at, self.epoch = 0, 0.0, 0
 
@@ -225,7 +225,7 @@ class ChunkBuffer:
         return self.chunk[index], index
 
     def due(self, step: int, ahead: int) -> bool:
-        return self.chunk is None or step - self.origin >= self.execute - ahead
+        return self.chunk is None or step - self.origin >= self.replan_every - ahead
 
     def clear(self) -> None:
         self.chunk = None
@@ -282,7 +282,7 @@ class Bridge:
             )
         self.sensors = Sensors(meta, cfg, clock)
         self.safety = SafetyFilter(cfg.safety, cfg.command, self.rate)
-        self.buffer = ChunkBuffer(int(meta["execute"]))
+        self.buffer = ChunkBuffer(int(meta["replan_every"]))
         self.chunk_shape = (int(meta["chunk"]), self.action_dim)
         self.history: deque[dict[str, Any]] = deque(maxlen=int(meta["history"]))
         self.worker = PolicyWorker(policy, clock)
@@ -327,7 +327,7 @@ class Bridge:
         if self.cfg.request_ahead:
             return self.cfg.request_ahead
         measured = math.ceil(max(self.latencies, default=0.0) * self.rate)
-        return int(min(max(measured, 1), self.buffer.execute))
+        return int(min(max(measured, 1), self.buffer.replan_every))
 
     def tick(self) -> Tick:
         now = self.clock()

@@ -20,7 +20,7 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
-from polyact.envs.contract import ActionSpec
+from polyact.contract import ActionSpec
 from polyact.envs.rlbench_like.ik import ArmIK
 from polyact.envs.rlbench_like.rotations import canonical, euler_to_quat, mat_to_quat, quat_mul
 from polyact.envs.rlbench_like.scene import ARM_JOINTS, HOME_QPOS

@@ -1,4 +1,4 @@
-"""RLBenchLikeEnv: one rlbench_like task as a polyact environment (contract in polyact.envs.contract)."""
+"""RLBenchLikeEnv: one rlbench_like task as a polyact environment (contract in polyact.contract)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import Any
 import mujoco
 import numpy as np
 
+from polyact.contract import CameraSpec, EnvSpec
 from polyact.envs.base import PolyactEnv
 from polyact.envs.config import EnvConfig
-from polyact.envs.contract import CameraSpec, EnvSpec
 from polyact.envs.rlbench_like.arm import CONTROL_HZ, STATE_NAMES, Arm, action_spec
 from polyact.envs.rlbench_like.scene import CAMERAS, build_model
 from polyact.envs.rlbench_like.sim import Sim

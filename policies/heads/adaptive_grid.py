@@ -216,11 +216,13 @@ class AdaptiveGrid(nn.Module):
 
 
 class AdaptiveGridHead(ActionHead):
-    def __init__(self, cfg: HeadConfig, width: int, horizon: int, action_dim: int):
-        super().__init__(cfg, width, horizon, action_dim)
+    fits_to_data = True  # the grid's bins follow the dataset's action distribution
+
+    def __init__(self, cfg: HeadConfig, width: int, chunk: int, action_dim: int):
+        super().__init__(cfg, width, chunk, action_dim)
         self.grid = AdaptiveGrid(cfg, action_dim)
         self.parts = self.grid.parts
-        self.num_readouts = horizon * len(self.parts)
+        self.num_readouts = chunk * len(self.parts)
         self.query = nn.ModuleDict({p: nn.Sequential(nn.LayerNorm(width), nn.Linear(width, width)) for p in self.parts})
         self.embed = nn.ParameterDict(
             {p: nn.Parameter(torch.randn(self.grid.vocab(p), width) * 0.02) for p in self.parts}
@@ -248,9 +250,13 @@ class AdaptiveGridHead(ActionHead):
         return self.grid.decode(torch.stack(tokens, dim=-1)).to(readout.dtype)
 
     @torch.no_grad()
-    def refit(self, actions: torch.Tensor) -> None:
-        """Re-discretise on a new dataset's normalised actions (N, A), moving the translation and rotation
-        token embeddings from the old grid of bin centres to the new one (SpatialVLA's adaptation)."""
+    def fit(self, actions: torch.Tensor, first: bool = True) -> None:
+        """Fit the grid to normalised actions (N, A). For a trained head (`first` False) this re-discretises
+        on a new dataset, moving the translation and rotation token embeddings from the old grid of bin
+        centres to the new one (SpatialVLA's adaptation)."""
+        if first:
+            self.grid.fit(actions)
+            return
         old = {p: self.grid.axis_centres(p) for p in self.parts if p != "gripper"}
         self.grid.fit(actions)
         for part, old_axes in old.items():

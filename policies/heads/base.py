@@ -6,6 +6,10 @@ contract, `compute_loss` / `sample_actions`):
     loss(readout (B, R, D), actions (B, H, A) in [-1, 1], pad (B, H) True = padding) -> (scalar, metrics)
     sample(readout (B, R, D), generator=None, noise=None) -> actions (B, H, A) normalised
 
+A head whose parameters depend on the dataset's actions (SpatialVLA's adaptive grid) sets `fits_to_data`
+and implements the optional hook `fit(actions, first)`; the policy and the training loop call it without
+knowing which head they hold.
+
 Padded steps (past the episode end) never reach the loss: their actions are replaced by zeros before a
 head looks at them (a denoiser sees the whole noisy chunk, so their values would otherwise leak into
 the other steps' predictions) and they are excluded from the average.
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -26,10 +31,11 @@ class ActionHead(nn.Module, ABC):
     """Readout tokens -> normalised action chunks; `num_readouts` tells the trunk how many it needs."""
 
     num_readouts: int
+    fits_to_data: ClassVar[bool] = False  # True: `fit` must see the training actions before training
 
-    def __init__(self, cfg: HeadConfig, width: int, horizon: int, action_dim: int):
+    def __init__(self, cfg: HeadConfig, width: int, chunk: int, action_dim: int):
         super().__init__()
-        self.cfg, self.width, self.horizon, self.action_dim = cfg, width, horizon, action_dim
+        self.cfg, self.width, self.chunk, self.action_dim = cfg, width, chunk, action_dim
 
     @abstractmethod
     def loss(
@@ -46,6 +52,10 @@ class ActionHead(nn.Module, ABC):
         self, readout: torch.Tensor, generator: torch.Generator | None = None, noise: torch.Tensor | None = None
     ) -> torch.Tensor:
         """Normalised actions (B, H, A); `generator`/`noise` make sampling heads reproducible."""
+
+    def fit(self, actions: torch.Tensor, first: bool = True) -> None:  # noqa: B027 (optional hook)
+        """Fit to the dataset's normalised actions (N, A): `first` for a new head, False to move a trained
+        head to a new dataset. Heads that do not set `fits_to_data` have nothing to fit."""
 
 
 def zero_padded(actions: torch.Tensor, pad: torch.Tensor) -> torch.Tensor:
@@ -98,12 +108,12 @@ class ChunkDenoiser(nn.Module):
     readouts and the time: MLPResNet([readouts flattened -> w, time features -> w, x_t flattened]).
     Seeing the whole chunk lets it keep the steps of one sample consistent (one mode, not a mix)."""
 
-    def __init__(self, width: int, num_readouts: int, horizon: int, action_dim: int, hidden: int, blocks: int):
+    def __init__(self, width: int, num_readouts: int, chunk: int, action_dim: int, hidden: int, blocks: int):
         super().__init__()
         self.cond = nn.Sequential(nn.LayerNorm(num_readouts * width), nn.Linear(num_readouts * width, hidden))
         self.time = nn.Sequential(nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
-        self.net = MLPResNet(2 * hidden + horizon * action_dim, hidden, blocks, horizon * action_dim)
-        self.horizon, self.action_dim = horizon, action_dim
+        self.net = MLPResNet(2 * hidden + chunk * action_dim, hidden, blocks, chunk * action_dim)
+        self.chunk, self.action_dim = chunk, action_dim
 
     def condition(self, readout: torch.Tensor) -> torch.Tensor:
         """readout (B, R, D) -> (B, hidden); computed once per chunk, not once per denoising step."""
@@ -113,4 +123,4 @@ class ChunkDenoiser(nn.Module):
         """x (B, H, A), time_features (B, hidden), cond (B, hidden) from `condition` -> (B, H, A)."""
         b = x.shape[0]
         h = torch.cat([cond, self.time(time_features), x.reshape(b, -1)], dim=-1)
-        return self.net(h).reshape(b, self.horizon, self.action_dim)
+        return self.net(h).reshape(b, self.chunk, self.action_dim)

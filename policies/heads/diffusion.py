@@ -49,10 +49,10 @@ def ddim_timesteps(train_steps: int, sample_steps: int, spacing: str) -> list[in
 
 
 class DiffusionHead(ActionHead):
-    def __init__(self, cfg: HeadConfig, width: int, horizon: int, action_dim: int):
-        super().__init__(cfg, width, horizon, action_dim)
-        self.num_readouts = horizon
-        self.denoiser = ChunkDenoiser(width, horizon, horizon, action_dim, cfg.denoiser_width, cfg.denoiser_blocks)
+    def __init__(self, cfg: HeadConfig, width: int, chunk: int, action_dim: int):
+        super().__init__(cfg, width, chunk, action_dim)
+        self.num_readouts = chunk
+        self.denoiser = ChunkDenoiser(width, chunk, chunk, action_dim, cfg.denoiser_width, cfg.denoiser_blocks)
         self.register_buffer("alphas_cumprod", squaredcos_cap_v2(cfg.diffusion_train_steps).float(), persistent=False)
 
     def _eps(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
@@ -78,7 +78,7 @@ class DiffusionHead(ActionHead):
             noise
             if noise is not None
             else torch.randn(
-                (b, self.horizon, self.action_dim), generator=generator, device=readout.device, dtype=readout.dtype
+                (b, self.chunk, self.action_dim), generator=generator, device=readout.device, dtype=readout.dtype
             )
         )
         ts = ddim_timesteps(self.cfg.diffusion_train_steps, steps or self.cfg.sample_steps, self.cfg.timestep_spacing)

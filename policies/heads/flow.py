@@ -26,10 +26,10 @@ def sample_time(n: int, generator: torch.Generator | None, device: torch.device)
 
 
 class FlowHead(ActionHead):
-    def __init__(self, cfg: HeadConfig, width: int, horizon: int, action_dim: int):
-        super().__init__(cfg, width, horizon, action_dim)
-        self.num_readouts = horizon
-        self.denoiser = ChunkDenoiser(width, horizon, horizon, action_dim, cfg.denoiser_width, cfg.denoiser_blocks)
+    def __init__(self, cfg: HeadConfig, width: int, chunk: int, action_dim: int):
+        super().__init__(cfg, width, chunk, action_dim)
+        self.num_readouts = chunk
+        self.denoiser = ChunkDenoiser(width, chunk, chunk, action_dim, cfg.denoiser_width, cfg.denoiser_blocks)
 
     def _velocity(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         return self.denoiser(x, sincos_embedding(t, self.cfg.denoiser_width, 4e-3, 4.0), cond)
@@ -52,7 +52,7 @@ class FlowHead(ActionHead):
             noise
             if noise is not None
             else torch.randn(
-                (b, self.horizon, self.action_dim), generator=generator, device=readout.device, dtype=readout.dtype
+                (b, self.chunk, self.action_dim), generator=generator, device=readout.device, dtype=readout.dtype
             )
         )
         n = steps or self.cfg.sample_steps

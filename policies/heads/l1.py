@@ -16,10 +16,10 @@ from polyact.policies.heads.base import ActionHead, masked_mean
 
 
 class L1Head(ActionHead):
-    def __init__(self, cfg: HeadConfig, width: int, horizon: int, action_dim: int):
-        super().__init__(cfg, width, horizon, action_dim)
-        self.num_readouts = horizon if cfg.readouts == 0 else 1
-        per_token = action_dim if self.num_readouts == horizon else horizon * action_dim
+    def __init__(self, cfg: HeadConfig, width: int, chunk: int, action_dim: int):
+        super().__init__(cfg, width, chunk, action_dim)
+        self.num_readouts = chunk if cfg.readouts == 0 else 1
+        per_token = action_dim if self.num_readouts == chunk else chunk * action_dim
         self.mlp = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, width), nn.GELU(), nn.Linear(width, per_token))
 
     def sample(self, readout, generator=None, noise=None):

@@ -43,17 +43,17 @@ def pick_tokens(logits: torch.Tensor, temperature: float, generator: torch.Gener
 
 
 class UniformBinsHead(ActionHead):
-    def __init__(self, cfg: HeadConfig, width: int, horizon: int, action_dim: int, heads: int):
-        super().__init__(cfg, width, horizon, action_dim)
+    def __init__(self, cfg: HeadConfig, width: int, chunk: int, action_dim: int, attention_heads: int):
+        super().__init__(cfg, width, chunk, action_dim)
         self.num_bins = cfg.num_bins
         self.autoregressive = cfg.decoding == "autoregressive"
         self.logits = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, cfg.num_bins))
         if self.autoregressive:
-            self.num_readouts = horizon
-            n = horizon * action_dim
+            self.num_readouts = chunk
+            n = chunk * action_dim
             self.token_embed = nn.Embedding(cfg.num_bins + 1, width)  # the last id is "begin"
             self.token_pos = nn.Parameter(torch.randn(n, width) * 0.02)
-            self.decoder = nn.ModuleList(Block(width, heads) for _ in range(cfg.decoder_depth))
+            self.decoder = nn.ModuleList(Block(width, attention_heads) for _ in range(cfg.decoder_depth))
             r = self.num_readouts
             is_action = torch.arange(r + n) >= r
             causal = torch.ones(r + n, r + n).tril().bool()
@@ -61,7 +61,7 @@ class UniformBinsHead(ActionHead):
             mask = (~is_action[None, :]) | (is_action[:, None] & causal)
             self.register_buffer("attend", mask, persistent=False)
         else:
-            self.num_readouts = horizon * action_dim
+            self.num_readouts = chunk * action_dim
 
     def _decode_logits(self, readout: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
         """Autoregressive: readout (B, R, D), input token ids (B, n) (begin + previous tokens) -> (B, n, V)."""
@@ -75,11 +75,11 @@ class UniformBinsHead(ActionHead):
     def _logits(self, readout: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Teacher-forced logits (B, H, A, V) for target bins (B, H, A)."""
         if not self.autoregressive:
-            return rearrange(self.logits(readout), "b (h a) v -> b h a v", h=self.horizon)
+            return rearrange(self.logits(readout), "b (h a) v -> b h a v", h=self.chunk)
         flat = rearrange(targets, "b h a -> b (h a)")
         begin = flat.new_full((flat.shape[0], 1), self.num_bins)
         logits = self._decode_logits(readout, torch.cat([begin, flat[:, :-1]], dim=1))
-        return rearrange(logits, "b (h a) v -> b h a v", h=self.horizon)
+        return rearrange(logits, "b (h a) v -> b h a v", h=self.chunk)
 
     def loss(self, readout, actions, pad, generator=None):
         targets = encode_bins(zero_padded(actions, pad), self.num_bins)  # (B, H, A)
@@ -95,10 +95,10 @@ class UniformBinsHead(ActionHead):
         if not self.autoregressive:
             tokens = pick_tokens(self._logits(readout, None), t, generator)  # (B, H, A)
             return decode_bins(tokens, self.num_bins)
-        b, n = readout.shape[0], self.horizon * self.action_dim
+        b, n = readout.shape[0], self.chunk * self.action_dim
         inputs = torch.full((b, 1), self.num_bins, dtype=torch.long, device=readout.device)
         for _ in range(n):
             nxt = pick_tokens(self._decode_logits(readout, inputs)[:, -1], t, generator)  # (B,)
             inputs = torch.cat([inputs, nxt[:, None]], dim=1)
-        tokens = rearrange(inputs[:, 1:], "b (h a) -> b h a", h=self.horizon)
+        tokens = rearrange(inputs[:, 1:], "b (h a) -> b h a", h=self.chunk)
         return decode_bins(tokens, self.num_bins)

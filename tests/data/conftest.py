@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from polyact.contract import EnvSpec
 from polyact.data import DatasetWriter, Episode
 from polyact.data.synthetic import synthetic_env_spec, synthetic_episode
-from polyact.envs.contract import EnvSpec
 
 LENGTHS = (7, 1, 12, 5, 9, 3)  # includes a one-step episode
 

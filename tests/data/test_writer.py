@@ -12,8 +12,8 @@ import textwrap
 import numpy as np
 import pytest
 
+from polyact.contract import FeatureSpec
 from polyact.data import DatasetWriter, EpisodeDataset, verify_dataset
-from polyact.envs.contract import FeatureSpec
 from polyact.errors import DatasetError, UnknownNameError
 
 

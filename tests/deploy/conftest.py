@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
+from polyact.contract import ActionSpec, CameraSpec, EnvSpec
 from polyact.deploy.policy import ServedPolicy, load_served_policy
-from polyact.envs.contract import ActionSpec, CameraSpec, EnvSpec
 from polyact.policies import HeadConfig, PolicyConfig, VisionConfig, build_policy
 
 INSTRUCTIONS = ["pick up the red block", "open the drawer", "push the button"]
@@ -79,7 +79,7 @@ def checkpoint(tmp_path_factory) -> tuple[str, str]:
     root = tmp_path_factory.mktemp("serve")
     spec = make_spec()
     config = PolicyConfig(
-        size="tiny", head=HeadConfig(name="l1"), vision=VisionConfig(depth=True), history=2, chunk=4, execute=2
+        size="tiny", head=HeadConfig(name="l1"), vision=VisionConfig(depth=True), history=2, chunk=4, replan_every=2
     )
     torch.manual_seed(0)
     policy = build_policy(config, spec, _stats(spec), INSTRUCTIONS)

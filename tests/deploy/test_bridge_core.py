@@ -81,7 +81,7 @@ def test_the_loop_follows_chunks_with_latency_compensation(rig, observation):
     tick = step(bridge, clock, observation)  # step 2: the first request, planned from step 2
     assert tick.command.reason.startswith("no action")
     ticks = [step(bridge, clock, observation) for _ in range(6)]
-    # chunk 1 planned at step 2 -> step 3 runs its index 1; execute=2, ahead=1: step 3 asks again
+    # chunk 1 planned at step 2 -> step 3 runs its index 1; replan_every=2, ahead=1: step 3 asks again
     assert [t.index for t in ticks] == [1, 1, 1, 1, 1, 1]
     assert all(not t.command.hold for t in ticks)
     dx = ticks[0].command.linear[0] / RATE  # metres in one period
@@ -146,7 +146,7 @@ def test_a_policy_that_stops_answering_leaves_the_robot_held(rig, observation):
     gate = threading.Event()
     policy.infer = lambda observations: gate.wait() and None  # hangs until the test ends
     reasons = []
-    for _ in range(bridge.buffer.execute + 3):  # the chunk runs out; no new one comes
+    for _ in range(bridge.buffer.replan_every + 3):  # the chunk runs out; no new one comes
         clock.now += 1 / RATE
         feed(bridge, observation)
         reasons.append(bridge.tick().command.reason)

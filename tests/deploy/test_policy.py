@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
+from polyact.contract import EnvSpec
 from polyact.data import DatasetWriter
 from polyact.deploy.policy import RUN_FILE, ServedPolicy, load_served_policy
 from polyact.deploy.protocol import RequestError
-from polyact.envs.contract import EnvSpec
 from polyact.errors import ConfigError, ContractError
 from polyact.policies import HeadConfig, PolicyConfig, build_policy
 
@@ -66,7 +66,7 @@ def test_infer_checks_the_observation_like_the_server(served, observation):
 
 def test_a_seed_makes_a_sampling_head_repeatable_whatever_shares_its_batch(served, stats, observation):
     torch.manual_seed(0)
-    config = PolicyConfig(size="tiny", head=HeadConfig(name="flow", sample_steps=2), history=1, chunk=4, execute=2)
+    config = PolicyConfig(size="tiny", head=HeadConfig(name="flow", sample_steps=2), history=1, chunk=4, replan_every=2)
     flow = build_policy(config, served.spec, stats, ["open the drawer"]).eval()  # no augmentation
     policy = ServedPolicy(flow, served.spec, "flow")
     obs = {k: v for k, v in observation(0).items() if k in policy.inputs or k == "instruction"}

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from polyact.contract import FeatureSpec
 from polyact.deploy.client import DTYPES, decode_array, decode_arrays, encode_array, packb, unpackb
 from polyact.deploy.protocol import (
     RequestError,
@@ -17,7 +18,6 @@ from polyact.deploy.protocol import (
     parse_seed,
     payload_limit,
 )
-from polyact.envs.contract import FeatureSpec
 
 INPUTS = {
     "rgb/corner": FeatureSpec("uint8", (4, 4, 3)),

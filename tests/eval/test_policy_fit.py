@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 
+from polyact.contract import PolicyRequirements, check_compatible
 from polyact.envs.config import EnvConfig
 from polyact.envs.metaworld import metaworld_spec
 from polyact.errors import ConfigError, ContractError, UnknownNameError
 from polyact.eval import run as run_module
-from polyact.eval.checkpoint import load_policy
 from polyact.eval.config import EvalConfig
-from polyact.eval.policy import ExpertPolicy, PolicyRequirements, check_compatible
+from polyact.eval.policy import ExpertPolicy
+from polyact.eval.trained import load_policy
 
 SPEC = metaworld_spec("reach-v3", EnvConfig(tasks="MT10", cameras=["corner", "topview"], height=64, width=64), 80.0)
 FITS = PolicyRequirements(cameras=("corner",), action_dim=4, state_dim=4, goal_dim=3, image_size=(64, 64))
@@ -79,10 +78,3 @@ def test_bad_settings_are_refused():
 def test_a_checkpoint_path_must_exist(tmp_path):
     with pytest.raises(ConfigError, match="neither 'expert' nor a checkpoint directory"):
         load_policy(str(tmp_path / "nope"), num_envs=2)
-
-
-def test_a_checkpoint_without_the_policy_package_fails_clearly(tmp_path, monkeypatch):
-    (tmp_path / "config.json").write_text("{}")
-    monkeypatch.setitem(sys.modules, "polyact.policies", None)  # as if polyact.policies were not importable
-    with pytest.raises(ConfigError, match="needs polyact.policies.VLAPolicy.*policy=expert"):
-        load_policy(str(tmp_path), num_envs=2)

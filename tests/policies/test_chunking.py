@@ -18,7 +18,7 @@ def chunk(start: float, horizon: int = 4, dim: int = 2) -> np.ndarray:
 
 
 def test_receding_horizon_executes_k_then_replans():
-    ex = RecedingHorizon(num_envs=2, execute=3)
+    ex = RecedingHorizon(num_envs=2, replan_every=3)
     assert ex.due().tolist() == [True, True]
     ex.add([0, 1], np.stack([chunk(0), chunk(100)]))
     got = []
@@ -32,7 +32,7 @@ def test_receding_horizon_executes_k_then_replans():
 
 
 def test_receding_horizon_reset_one_env():
-    ex = RecedingHorizon(num_envs=2, execute=2)
+    ex = RecedingHorizon(num_envs=2, replan_every=2)
     ex.add([0, 1], np.stack([chunk(0), chunk(10)]))
     ex.pop()
     ex.reset([1])
@@ -43,7 +43,7 @@ def test_receding_horizon_reset_one_env():
 
 def test_temporal_ensemble_weights_by_hand():
     k = 0.5
-    ex = TemporalEnsemble(num_envs=1, horizon=3, exp_weight=k)
+    ex = TemporalEnsemble(num_envs=1, chunk=3, exp_weight=k)
     # step 0: only chunk A predicts step 0
     ex.add([0], chunk(0, horizon=3)[None])  # A predicts 0, 1, 2 for steps 0, 1, 2
     assert ex.pop()[0, 0] == pytest.approx(0.0)
@@ -61,7 +61,7 @@ def test_temporal_ensemble_weights_by_hand():
 
 
 def test_temporal_ensemble_uniform_is_octo_average():
-    ex = TemporalEnsemble(num_envs=2, horizon=4, exp_weight=0.0)
+    ex = TemporalEnsemble(num_envs=2, chunk=4, exp_weight=0.0)
     ex.add([0, 1], np.stack([chunk(0), chunk(0)]))
     ex.pop()
     ex.add([0, 1], np.stack([chunk(4), chunk(8)]))
@@ -98,21 +98,29 @@ def test_history_pads_with_oldest_and_marks_padding():
 
 
 class FakePolicy:
-    """Returns, for each env, a chunk starting at its newest state value; records the calls."""
+    """Returns, for each env, a chunk starting at its newest state value plus its first noise draw;
+    records the batch size of every call."""
 
-    def __init__(self, history: int, horizon: int):
-        self.config = SimpleNamespace(history=history)
-        self.horizon, self.calls = horizon, []
+    device = "cpu"
 
-    def predict_chunk(self, batch):
+    def __init__(self, history: int, chunk: int, replan_every: int = 2, noisy: bool = False):
+        self.config = SimpleNamespace(
+            history=history, chunk=chunk, action_dim=1, execution="receding_horizon", replan_every=replan_every,
+            ensemble_weight=0.0, cameras=["cam"], image_height=2, image_width=2, state_dim=3, goal_dim=0,
+            vision=SimpleNamespace(depth=False),
+        )  # fmt: skip
+        self.noisy, self.calls = noisy, []
+
+    def predict_chunk(self, batch, noise):
         newest = batch["obs/state"][:, -1, 0]
         self.calls.append(len(newest))
-        return np.stack([chunk(v, self.horizon, 1) for v in newest])
+        out = np.stack([chunk(v, self.config.chunk, 1) for v in newest])
+        return out + noise.numpy()[:, :1, :] if self.noisy else out
 
 
 def test_runner_replans_only_envs_that_need_it():
-    policy = FakePolicy(history=2, horizon=4)
-    runner = ChunkRunner(policy, num_envs=2, executor=RecedingHorizon(2, execute=2))
+    policy = FakePolicy(history=2, chunk=4)
+    runner = ChunkRunner(policy, num_slots=2)
     assert runner.act([obs(0), obs(10)])[:, 0].tolist() == [0, 10]
     assert runner.act([obs(1), obs(11)])[:, 0].tolist() == [1, 11]
     runner.reset([1])
@@ -121,15 +129,36 @@ def test_runner_replans_only_envs_that_need_it():
     assert policy.calls == [2, 2]
 
 
+def test_runner_noise_follows_the_episode_seed_not_the_batch():
+    """A seeded slot gets the same actions whether it plans alone or beside other slots."""
+    alone = ChunkRunner(FakePolicy(history=1, chunk=4, noisy=True), num_slots=1)
+    alone.reset([0], seeds=[123])
+    together = ChunkRunner(FakePolicy(history=1, chunk=4, noisy=True), num_slots=3)
+    together.reset([0, 1, 2], seeds=[5, 123, 9])
+    for step in range(5):
+        mine = alone.act([obs(step)])
+        ours = together.act([obs(50), obs(step), obs(60)])
+        np.testing.assert_array_equal(ours[1], mine[0])
+    assert not np.array_equal(ours[0] - 50, ours[1] - 4)  # other seeds, other noise
+
+
+def test_runner_acts_for_a_subset_of_slots():
+    policy = FakePolicy(history=1, chunk=4)
+    runner = ChunkRunner(policy, num_slots=3)
+    assert runner.act([obs(7), obs(1)], slots=[2, 0])[:, 0].tolist() == [7, 1]
+    assert runner.act([obs(8)], slots=[2])[:, 0].tolist() == [8]  # slot 2's second action; slot 0 untouched
+    assert policy.calls == [2]
+
+
 def test_executors_serve_subsets_of_slots():
-    ex = RecedingHorizon(num_envs=3, execute=2)
+    ex = RecedingHorizon(num_envs=3, replan_every=2)
     assert ex.due([2, 0]).tolist() == [True, True]
     ex.add([2], chunk(20)[None])
     assert ex.due([2, 1]).tolist() == [False, True]
     assert ex.pop([2])[:, 0].tolist() == [20]
     with pytest.raises(ContractError, match=r"\[1\]"):
         ex.pop([2, 1])
-    te = TemporalEnsemble(num_envs=3, horizon=4, exp_weight=0.0)
+    te = TemporalEnsemble(num_envs=3, chunk=4, exp_weight=0.0)
     te.add([0, 2], np.stack([chunk(0), chunk(8)]))
     assert te.due().tolist() == [False, True, False]
     assert te.pop([2, 0])[:, 0].tolist() == [8, 0]
@@ -140,11 +169,11 @@ def test_make_executor_from_config():
     from polyact.errors import UnknownNameError
     from polyact.policies import PolicyConfig, make_executor
 
-    cfg = PolicyConfig(size="tiny", chunk=8, execute=3, execution="temporal_ensemble", ensemble_weight=0.0)
+    cfg = PolicyConfig(size="tiny", chunk=8, replan_every=3, execution="temporal_ensemble", ensemble_weight=0.0)
     te = make_executor(cfg.execution, 4, cfg)
-    assert isinstance(te, TemporalEnsemble) and te.horizon == 8 and te.exp_weight == 0.0
+    assert isinstance(te, TemporalEnsemble) and te.chunk == 8 and te.exp_weight == 0.0
     rh = make_executor("receding_horizon", 4, cfg)
-    assert isinstance(rh, RecedingHorizon) and rh.execute == 3
+    assert isinstance(rh, RecedingHorizon) and rh.replan_every == 3
     with pytest.raises(UnknownNameError, match="temporal_ensemble"):
         make_executor("temporal_ensembling", 4, cfg)
     with pytest.raises(UnknownNameError, match="execution mode"):

@@ -38,7 +38,7 @@ def build(name: str, decoding: str, action_dim: int):
         decoder_depth=1,
         sample_steps=3,
     )
-    head = make_head(cfg, D, H, action_dim, heads=2)
+    head = make_head(cfg, D, H, action_dim, attention_heads=2)
     if name == "adaptive_grid":
         head.grid.fit(torch.rand(200, action_dim) * 2 - 1)
     return head

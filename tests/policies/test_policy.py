@@ -109,8 +109,8 @@ def test_config_errors_suggest_names():
         PolicyConfig.from_dict({"chunks": 4})
     with pytest.raises(UnknownNameError, match="head key 'num_bin'"):
         PolicyConfig.from_dict({"head": {"num_bin": 4}})
-    with pytest.raises(ConfigError, match="execute"):
-        PolicyConfig(chunk=4, execute=5)
+    with pytest.raises(ConfigError, match="replan_every"):
+        PolicyConfig(chunk=4, replan_every=5)
     cfg = PolicyConfig(size="small").resolved()
     assert cfg.width == 128 and cfg.vision.channels == [32, 64] and cfg.head.denoiser_width == 256
     assert PolicyConfig.from_dict(cfg.to_dict()) == cfg
@@ -252,7 +252,7 @@ def test_configs_work_as_hydra_structured_configs():
 
 @pytest.mark.parametrize("ensemble", [False, True])
 def test_chunk_runner_drives_a_policy(synthetic, ensemble):
-    from polyact.policies import ChunkRunner, RecedingHorizon, TemporalEnsemble
+    from polyact.policies import ChunkRunner
 
     spec = synthetic["spec"]()
     policy = synthetic["policy"]("flow", spec, head_overrides={"sample_steps": 2}).eval()
@@ -261,13 +261,13 @@ def test_chunk_runner_drives_a_policy(synthetic, ensemble):
     for i in range(2):
         obs = {k[len("obs/") :]: v[i, -1].numpy() for k, v in batch.items() if k.startswith("obs/")}
         observations.append(dict(obs, instruction=batch["instruction"][i]))
-    executor = TemporalEnsemble(2, horizon=4) if ensemble else RecedingHorizon(2, execute=policy.config.execute)
-    runner = ChunkRunner(policy, num_envs=2, executor=executor)
+    runner = ChunkRunner(policy, num_slots=2, execution="temporal_ensemble" if ensemble else "receding_horizon")
+    runner.reset([0, 1], seeds=[0, 1])
     for step in range(5):
-        actions = runner.act(observations, generator=torch.Generator().manual_seed(step))
+        actions = runner.act(observations)
         assert actions.shape == (2, 4) and np.isfinite(actions).all()
         if step == 2:
-            runner.reset([1])
+            runner.reset([1], seeds=[2])
 
 
 def test_predict_chunk_takes_a_batch_of_contract_observations(synthetic):

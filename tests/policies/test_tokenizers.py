@@ -157,7 +157,7 @@ def test_grid_rejects_other_action_layouts():
 def _head(action_dim: int) -> AdaptiveGridHead:
     torch.manual_seed(0)
     cfg = HeadConfig(name="adaptive_grid", grid_translation=[4, 6, 3], grid_rotation=[3, 4, 2], grid_gripper=2)
-    return AdaptiveGridHead(cfg, width=8, horizon=2, action_dim=action_dim)
+    return AdaptiveGridHead(cfg, width=8, chunk=2, action_dim=action_dim)
 
 
 @pytest.mark.parametrize("action_dim", [4, 7])
@@ -166,7 +166,7 @@ def test_refit_with_same_statistics_keeps_embeddings(action_dim):
     samples = (torch.randn(500, action_dim, generator=torch.Generator().manual_seed(1)) * 0.3).clamp(-1, 1)
     head.grid.fit(samples)
     before = {p: e.detach().clone() for p, e in head.embed.items()}
-    head.refit(samples)
+    head.fit(samples, first=False)
     for part in head.parts:
         assert torch.equal(head.embed[part], before[part]), part
 
@@ -197,7 +197,7 @@ def test_refit_moves_embeddings_to_new_centres_linearly(action_dim):
         mesh = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
         head.embed[part].data.copy_((mesh @ weight).float())
     gripper = head.embed["gripper"].detach().clone()
-    head.refit((torch.randn(800, action_dim, generator=g) * 0.5 + 0.1).clamp(-1, 1))
+    head.fit((torch.randn(800, action_dim, generator=g) * 0.5 + 0.1).clamp(-1, 1), first=False)
     for part in head.parts[:-1]:
         new_axes = head.grid.axis_centres(part)
         assert not all(torch.equal(a, b) for a, b in zip(new_axes, old_axes[part], strict=True))

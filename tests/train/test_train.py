@@ -17,11 +17,11 @@ import torch
 from safetensors.torch import load_file
 
 from polyact.config import load_config
+from polyact.data import EpisodeDataset
 from polyact.data.windows import WindowDataset, collate_windows
 from polyact.envs import EVAL_SEED_BASE, EnvConfig, make_env
 from polyact.errors import ConfigError
 from polyact.policies import ChunkRunner, VLAPolicy
-from polyact.policies.chunking import make_executor
 from polyact.train import TrainConfig, TrainingDivergedError, train
 from polyact.train.checkpoint import latest_checkpoint
 from polyact.train.loop import warmup_cosine
@@ -75,13 +75,14 @@ def test_every_head_learns_on_metaworld_demonstrations(metaworld_dataset, tmp_pa
     assert last < 0.9 * first, f"{head}: loss went from {first:.4f} to {last:.4f}"
     policy = VLAPolicy.from_pretrained(final)
     assert policy.config.head.name == head
+    assert policy.env_spec == EpisodeDataset(metaworld_dataset).env_spec  # the checkpoint describes its env
     # and it acts in closed loop: observations from the simulator in, chunks executed step by step
     env = make_env("reach-v3", EnvConfig(tasks="reach-v3", height=32, width=32))
-    runner = ChunkRunner(policy, 1, make_executor(policy.config.execution, 1, policy.config))
+    runner = ChunkRunner(policy, 1)
     try:
         obs, _ = env.reset(seed=EVAL_SEED_BASE)
         start = obs["state"][:3].copy()
-        for _ in range(3 * policy.config.execute):
+        for _ in range(3 * policy.config.replan_every):
             action = runner.act([obs])[0]
             assert np.all(np.isfinite(action)) and action.shape == (4,)
             obs, *_ = env.step(action)

@@ -1,7 +1,9 @@
-"""The observation/action contract that every polyact environment speaks.
+"""The observation/action contract that every polyact environment, dataset, policy and robot speaks.
 
 This docstring is the one place the contract is written down. Datasets, policies, evaluation and
 deployment read observations only through the keys below, so they work on every suite unchanged.
+The module needs numpy alone, so the robot side, the storage layer and the policies can all import it
+without a simulator or torch (docs/architecture.md); gymnasium spaces are built in `envs/spaces.py`.
 
 Observation: a dict for one step (no batch axis)
 
@@ -34,18 +36,15 @@ Every camera yields rgb, depth, intrinsics and extrinsics. World frame: z up, me
 
 from __future__ import annotations
 
-import string
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-from gymnasium import spaces
 
 from polyact.errors import ContractError
 
 INSTRUCTION_MAX_CHARS = 256
-_INSTRUCTION_CHARSET = string.printable
 
 
 @dataclass(frozen=True)
@@ -125,24 +124,6 @@ class EnvSpec:
     def action_feature(self) -> FeatureSpec:
         return FeatureSpec("float32", (self.action.dim,))
 
-    def observation_space(self) -> spaces.Dict:
-        """The gymnasium space of one observation (used by the vector API)."""
-        members: dict[str, spaces.Space] = {}
-        for key, feat in self.features().items():
-            if feat.dtype == "uint8":
-                members[key] = spaces.Box(0, 255, feat.shape, np.uint8)
-            else:
-                members[key] = spaces.Box(-np.inf, np.inf, feat.shape, np.float32)
-        members["instruction"] = spaces.Text(
-            max_length=INSTRUCTION_MAX_CHARS, min_length=1, charset=_INSTRUCTION_CHARSET
-        )
-        return spaces.Dict(members)
-
-    def action_space(self) -> spaces.Box:
-        return spaces.Box(
-            np.asarray(self.action.low, np.float32), np.asarray(self.action.high, np.float32), dtype=np.float32
-        )
-
     def check_observation(self, obs: Mapping[str, Any]) -> None:
         """Raise ContractError naming the first key whose presence, dtype or shape is wrong."""
         expected = self.features()
@@ -204,7 +185,90 @@ def check_array(key: str, value: Any, feat: FeatureSpec) -> None:
         raise ContractError(f"{key}: got {value.dtype}{list(value.shape)}, expected {feat.dtype}{list(feat.shape)}")
 
 
+@dataclass(frozen=True)
+class PolicyRequirements:
+    """What a trained policy reads and writes; evaluation, serving and the bridge refuse an environment
+    or a robot that does not provide it.
+
+    `image_size` is (height, width), or None for a policy that resizes whatever it gets; `depth` says
+    whether it reads depth and intrinsics (SpatialVLA's Ego3D encoding).
+    """
+
+    cameras: tuple[str, ...]
+    action_dim: int
+    state_dim: int
+    goal_dim: int
+    image_size: tuple[int, int] | None = None
+    depth: bool = False
+
+    @classmethod
+    def of(cls, config: Any) -> PolicyRequirements:
+        """The requirements of a policy config (`polyact.policies.PolicyConfig`, read by attribute so
+        that this module needs no torch)."""
+        size = (int(config.image_height), int(config.image_width)) if config.image_height else None
+        return cls(
+            cameras=tuple(config.cameras),
+            action_dim=int(config.action_dim),
+            state_dim=int(config.state_dim),
+            goal_dim=int(config.goal_dim),
+            image_size=size,
+            depth=bool(config.vision.depth),
+        )
+
+    def inputs(self) -> dict[str, FeatureSpec]:
+        """The observation keys the policy reads, with dtype and per-step shape: the one answer to
+        "which keys does this policy need" for training windows, serving and the bridge."""
+        if self.image_size is None:
+            raise ContractError("a policy that resizes its images has no fixed input shapes")
+        inputs = {f"rgb/{cam}": FeatureSpec("uint8", (*self.image_size, 3)) for cam in self.cameras}
+        if self.depth:
+            for cam in self.cameras:
+                inputs[f"depth/{cam}"] = FeatureSpec("float32", self.image_size)
+                inputs[f"intrinsics/{cam}"] = FeatureSpec("float32", (3, 3))
+        inputs["state"] = FeatureSpec("float32", (self.state_dim,))
+        if self.goal_dim:
+            inputs["goal"] = FeatureSpec("float32", (self.goal_dim,))
+        return inputs
+
+
+def check_compatible(req: PolicyRequirements | None, spec: EnvSpec, policy_name: str = "the policy") -> None:
+    """Raise ContractError listing every way `spec` differs from what the policy expects.
+
+    Called before any worker starts or any robot moves, so a checkpoint for another camera set, action
+    space, goal setting or suite fails in seconds with the fix in the message.
+    """
+    if req is None:
+        return
+    problems = []
+    missing = [c for c in req.cameras if c not in spec.camera_names]
+    if missing:
+        problems.append(
+            f"it reads cameras {list(req.cameras)} but the environment renders {list(spec.camera_names)} "
+            f"(missing {missing}; set env.cameras=[{','.join(req.cameras)}])"
+        )
+    if req.action_dim != spec.action.dim:
+        problems.append(
+            f"it outputs {req.action_dim}-D actions but {spec.suite} takes {spec.action.dim}-D actions "
+            f"({', '.join(spec.action.names)})"
+        )
+    if req.state_dim != len(spec.state_names):
+        problems.append(f"it reads a {req.state_dim}-D state but {spec.suite} gives {len(spec.state_names)}-D")
+    if req.goal_dim != len(spec.goal_names):
+        problems.append(f"it reads a {req.goal_dim}-D goal but {spec.suite} gives {len(spec.goal_names)}-D")
+    if req.image_size is not None and spec.cameras:
+        size = (spec.cameras[0].height, spec.cameras[0].width)
+        if tuple(req.image_size) != size:
+            h, w = req.image_size
+            problems.append(
+                f"it was trained on {h}x{w} images but the environment renders {size[0]}x{size[1]} "
+                f"(set env.height={h} env.width={w})"
+            )
+    if problems:
+        raise ContractError(f"{policy_name} does not fit {spec.suite} task {spec.tasks[0]}: " + "; ".join(problems))
+
+
 def intrinsics_from_fovy(fovy_degrees: float, height: int, width: int) -> np.ndarray:
-    """Pinhole K of a camera with vertical field of view `fovy` and square pixels (MuJoCo's model)."""
+    """Pinhole K, in the contract's pixel convention, of a camera with vertical field of view `fovy`
+    and square pixels (MuJoCo's camera model)."""
     fy = 0.5 * height / np.tan(np.deg2rad(fovy_degrees) / 2.0)
     return np.array([[fy, 0.0, width / 2.0], [0.0, fy, height / 2.0], [0.0, 0.0, 1.0]], dtype=np.float32)

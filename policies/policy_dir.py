@@ -1,5 +1,11 @@
-"""One directory per policy: `config.json` (the PolicyConfig, vocabulary included) and `model.safetensors`
-(weights, normalisation statistics, fitted action grids, and the weights of any pretrained backbone).
+"""One directory per policy: `config.json` (the PolicyConfig, vocabulary included), `env_spec.json` (the
+environment it acts in: action names, bounds and semantics, control rate, cameras, state and goal names,
+as LeRobot's input/output features) and `model.safetensors` (weights, normalisation statistics, fitted
+action grids, and the weights of any pretrained backbone).
+
+The directory describes itself: evaluation, the server and the ROS bridge read everything from it, from
+any working directory. A directory written before `env_spec.json` existed still loads (its `env_spec`
+is None) and `polyact policy set-spec DIR SOURCE` adds the file.
 
 A pretrained backbone also gets a subfolder with its transformers config, preprocessor and tokenizer
 files (`vision_backbone/`, `text_encoder/`), so loading needs neither its original directory, the
@@ -15,10 +21,13 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_model, save_model
 
+from polyact.atomic import write_json_atomic
+from polyact.contract import EnvSpec
 from polyact.errors import ConfigError
 from polyact.policies.config import PolicyConfig
 
 CONFIG_FILE = "config.json"
+ENV_SPEC_FILE = "env_spec.json"
 WEIGHTS_FILE = "model.safetensors"
 VISION_DIR = "vision_backbone"
 TEXT_DIR = "text_encoder"
@@ -37,7 +46,9 @@ def save_pretrained(policy, directory: str | Path) -> Path:
     if policy.text.pretrained:
         policy.text.backbone.save_files(directory / TEXT_DIR)
         cfg["text"]["pretrained_path"] = TEXT_DIR
-    (directory / CONFIG_FILE).write_text(json.dumps(cfg, indent=2) + "\n")
+    write_json_atomic(directory / CONFIG_FILE, cfg)
+    if policy.env_spec is not None:
+        write_json_atomic(directory / ENV_SPEC_FILE, policy.env_spec.to_dict())
     save_model(policy, str(directory / WEIGHTS_FILE), metadata={"format": FORMAT, "version": FORMAT_VERSION})
     return directory
 
@@ -61,6 +72,26 @@ def load_pretrained(directory: str | Path, map_location: str | torch.device = "c
     for sub in (cfg.vision, cfg.text):
         if sub.encoder == "pretrained" and not Path(sub.pretrained_path).is_absolute():
             sub.pretrained_path = str(directory / sub.pretrained_path)
-    policy = VLAPolicy(cfg, load_pretrained_weights=False)
+    policy = VLAPolicy(cfg, load_pretrained_weights=False, env_spec=read_env_spec(directory))
     load_model(policy, str(directory / WEIGHTS_FILE), strict=True, device=str(map_location))
     return policy.to(map_location).eval()
+
+
+def read_env_spec(directory: str | Path) -> EnvSpec | None:
+    """The environment spec saved with a policy, or None for a directory written before specs were saved."""
+    path = Path(directory) / ENV_SPEC_FILE
+    if not path.is_file():
+        return None
+    try:
+        return EnvSpec.from_dict(json.loads(path.read_text()))
+    except (ValueError, KeyError, TypeError) as err:
+        raise ConfigError(f"{path} is not a valid environment spec ({type(err).__name__}: {err})") from None
+
+
+def write_env_spec(directory: str | Path, spec: EnvSpec) -> Path:
+    """Give a policy directory its environment spec (how an old checkpoint is converted)."""
+    directory = Path(directory)
+    if not (directory / CONFIG_FILE).is_file():
+        raise ConfigError(f"{str(directory)!r} is not a polyact policy directory: it lacks {CONFIG_FILE}")
+    write_json_atomic(directory / ENV_SPEC_FILE, spec.to_dict())
+    return directory / ENV_SPEC_FILE

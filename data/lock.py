@@ -1,55 +1,18 @@
-"""Durable file operations: fsync, atomic JSON replacement and the one-writer lock.
-
-A dataset survives a crash at any instant only if every commit is a rename of a fully written,
-fsynced file, followed by an fsync of the directory that holds the new name (docs/storage.md).
-"""
+"""The one-writer lock of a dataset (its atomic file writes are polyact/atomic.py)."""
 
 from __future__ import annotations
 
 import contextlib
 import errno
 import fcntl
-import json
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 from polyact.errors import DatasetError
 
 LOCK_NAME = ".writer.lock"
 _LOCK_RETRY_S = 0.5  # a reader's probe holds the lock for microseconds; a real writer holds it for hours
-
-
-def fsync_dir(path: Path) -> None:
-    """Make renames and unlinks inside `path` durable."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_bytes_atomic(path: Path, data: bytes, tmp: Path | None = None) -> None:
-    """Replace `path` with `data` through `tmp` (default `<name>.tmp`), fsynced and renamed, so that a
-    crash leaves either the old file or the new one, never half; a failed write removes `tmp`."""
-    tmp = tmp or path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    fsync_dir(path.parent)
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Replace `path` with `obj` as JSON, atomically (see write_bytes_atomic)."""
-    write_bytes_atomic(path, json.dumps(obj, indent=1, allow_nan=False).encode())
 
 
 class WriterLock:

@@ -12,16 +12,16 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
+from polyact.contract import PolicyRequirements
 from polyact.envs.config import EnvConfig
 from polyact.envs.metaworld_instructions import INSTRUCTIONS
 from polyact.envs.vector import vector_env
 from polyact.errors import ContractError
 from polyact.eval import run as run_module
-from polyact.eval.checkpoint import ChunkingPolicy, load_policy
 from polyact.eval.episodes import plan_jobs
-from polyact.eval.policy import PolicyRequirements
 from polyact.eval.rollout import run_episodes
 from polyact.eval.run import probe_spec
+from polyact.eval.trained import TrainedPolicy, load_policy
 from polyact.eval.worker import EvalEnv
 
 pytestmark = pytest.mark.slow
@@ -66,7 +66,9 @@ def checkpoint(tmp_path_factory):
     from polyact.policies import HeadConfig, PolicyConfig, build_policy
 
     spec = probe_spec("reach-v3", CFG)
-    config = PolicyConfig(size="tiny", head=HeadConfig(name="diffusion", sample_steps=2), history=2, chunk=4, execute=2)
+    config = PolicyConfig(
+        size="tiny", head=HeadConfig(name="diffusion", sample_steps=2), history=2, chunk=4, replan_every=2
+    )
     torch.manual_seed(0)
     policy = build_policy(config, spec, stats_for(spec), [s for t in ("reach-v3", "push-v3") for s in INSTRUCTIONS[t]])
     path = tmp_path_factory.mktemp("ckpt") / "tiny-diffusion"
@@ -111,7 +113,7 @@ def logged_run(path, slots: int, execution: str = "", tasks=("reach-v3", "push-v
 
 def test_a_checkpoint_declares_what_it_needs(checkpoint):
     policy = load_policy(str(checkpoint), num_envs=2)
-    assert isinstance(policy, ChunkingPolicy)
+    assert isinstance(policy, TrainedPolicy)
     assert policy.requirements == PolicyRequirements(("corner",), 4, 4, 3, (32, 32))
 
 
@@ -129,7 +131,7 @@ def test_episode_actions_do_not_depend_on_batching(checkpoint):
 
 def test_polyact_eval_loads_a_checkpoint_and_checks_it_first(checkpoint, tmp_path, make_config):
     cfg = make_config(tmp_path / "run", policy=str(checkpoint), env=CFG, execution="temporal_ensemble")
-    assert isinstance(run_module.build_policy(cfg, 2), ChunkingPolicy)
+    assert isinstance(run_module.build_policy(cfg, 2), TrainedPolicy)
     wrong = make_config(
         tmp_path / "wrong",
         policy=str(checkpoint),
