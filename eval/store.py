@@ -15,10 +15,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from polyact.errors import ConfigError, DatasetError
+from polyact.errors import DatasetError
+from polyact.runs import claim_run_dir
 
 EPISODES_FILE = "episodes.jsonl"
-RUN_FILE = "run.json"
 
 
 @dataclass(frozen=True)
@@ -53,28 +53,12 @@ class EpisodeStore:
     def __init__(self, root: Path, identity: dict[str, Any]):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
-        self._check_identity(identity)
+        claim_run_dir(self.root, identity)
         self.path = self.root / EPISODES_FILE
         self.results: dict[tuple[str, int], EpisodeResult] = {}
         self.messages: list[str] = []
         self._load()
         self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (held open for the run)
-
-    def _check_identity(self, identity: dict[str, Any]) -> None:
-        path = self.root / RUN_FILE
-        if path.exists():
-            recorded = json.loads(path.read_text())
-            if recorded != identity:
-                differ = sorted(k for k in {*recorded, *identity} if recorded.get(k) != identity.get(k))
-                shown = "; ".join(f"{k}: {recorded.get(k)!r} there, {identity.get(k)!r} here" for k in differ)
-                raise ConfigError(
-                    f"{self.root} holds a run with other settings ({shown}); rerun with the same settings to "
-                    "resume it, or choose another out"
-                )
-            return
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(identity, indent=2, sort_keys=True))
-        os.replace(tmp, path)
 
     def _load(self) -> None:
         if not self.path.exists():

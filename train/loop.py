@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from polyact.atomic import write_text_atomic
 from polyact.config import to_yaml
 from polyact.contract import PolicyRequirements
 from polyact.data import EpisodeDataset
@@ -28,12 +29,11 @@ from polyact.data.windows import WindowDataset, collate_windows
 from polyact.errors import ConfigError, PolyactError
 from polyact.policies import VLAPolicy, build_policy
 from polyact.policies.heads import head_class
+from polyact.runs import claim_run_dir
 from polyact.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, write_policy
 from polyact.train.config import TrainConfig
 from polyact.train.distributed import Dist, any_rank, mean_over_ranks, setup, teardown, wrap
 from polyact.train.ema import EMA
-
-RUN_FILE = "run.json"
 
 
 class TrainingDivergedError(PolyactError):
@@ -62,20 +62,8 @@ def observation_keys(policy: VLAPolicy, dataset: EpisodeDataset) -> list[str]:
 
 def _check_run(out: Path, cfg: TrainConfig, d: Dist) -> None:
     """A resumed run must be the same run: refuse to continue one trained with other settings."""
-    path = out / RUN_FILE
-    identity = json.loads(json.dumps(cfg.resume_identity()))
-    if path.is_file():
-        recorded = json.loads(path.read_text())
-        if recorded != identity:
-            changed = sorted(k for k in identity if recorded.get(k) != identity[k])
-            raise ConfigError(
-                f"{out} holds a run trained with other settings ({', '.join(changed)} differ); "
-                "rerun with the same settings to resume it, or choose another `out`"
-            )
-    elif d.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(identity, indent=2) + "\n")
-        (out / "config.yaml").write_text(to_yaml(cfg))
+    if claim_run_dir(out, cfg.resume_identity(), record=d.is_main) and d.is_main:
+        write_text_atomic(out / "config.yaml", to_yaml(cfg))
 
 
 def _build(cfg: TrainConfig, dataset: EpisodeDataset, resume: Path | None) -> VLAPolicy:
