@@ -17,7 +17,6 @@ import gymnasium as gym
 import numpy as np
 from tqdm import tqdm
 
-from polyact.bench.common import machine
 from polyact.contract import EnvSpec, check_compatible
 from polyact.envs.config import EVAL_SEED_BASE, EnvConfig
 from polyact.envs.registry import make_env, resolve_tasks
@@ -32,6 +31,7 @@ from polyact.eval.stats import summarise
 from polyact.eval.store import EpisodeResult, EpisodeStore
 from polyact.eval.videos import VideoChooser
 from polyact.eval.worker import EvalEnv
+from polyact.sysinfo import machine
 
 
 def build_policy(cfg: EvalConfig, num_envs: int) -> BatchPolicy:
