@@ -35,8 +35,8 @@ COMMANDS: dict[str, Command] = {
     ),
     "collect": Command(
         "record scripted demonstrations of a task set into a dataset (resumable)",
-        "polyact.data.collect:CollectConfig",
-        "polyact.data.collect:run",
+        "polyact.collect:CollectConfig",
+        "polyact.collect:run",
     ),
     "eval": Command(
         "success rates (95% intervals), chart and videos of a policy (expert or a checkpoint) on a task set",
@@ -99,13 +99,13 @@ def _run_configured(name: str, args: list[str]) -> None:
 
 def _run_plain(name: str, args: list[str]) -> None:
     if name == "tasks":
-        from polyact.envs.registry import all_suites, resolve_tasks
+        from polyact.envs.catalog import SUITES, resolve_tasks
 
         if args:
             suite, tasks = resolve_tasks(args[0])
             print(f"{args[0]} ({suite.name}): {' '.join(tasks)}")
             return
-        for suite in all_suites():
+        for suite in SUITES.values():
             print(f"{suite.name}:")
             for set_name, tasks in suite.task_sets.items():
                 print(f"  {set_name:<12} {len(tasks):>3} tasks")

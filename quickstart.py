@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from polyact.data.collect import CollectConfig, collect
+from polyact.collect import CollectConfig, collect
 from polyact.envs.config import EnvConfig
 from polyact.errors import ConfigError
 from polyact.eval.config import EvalConfig

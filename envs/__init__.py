@@ -2,16 +2,30 @@
 
 `make_env(task, EnvConfig(...))` builds any suite's task; `make_expert(env)` its scripted expert;
 `resolve_tasks("MT10")` names the tasks of a task set.
+
+Code map: catalog.py (every suite's names, no simulator), config.py (EnvConfig), registry.py (the
+factories), base.py + rendering.py + spaces.py (what every environment shares), metaworld.py and
+rlbench_like/ (the suites), multitask.py and vector.py (many tasks, many processes).
+
+The factories are imported on first use (PEP 562), so `polyact.envs.config` loads no simulator.
 """
 
-from polyact.envs.config import EVAL_SEED_BASE, EnvConfig
-from polyact.envs.registry import Expert, make_env, make_expert, resolve_tasks
+from __future__ import annotations
 
-__all__ = [
-    "EVAL_SEED_BASE",
-    "EnvConfig",
-    "Expert",
-    "make_env",
-    "make_expert",
-    "resolve_tasks",
-]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from polyact.envs.catalog import resolve_tasks
+from polyact.envs.config import EVAL_SEED_BASE, EnvConfig
+
+if TYPE_CHECKING:
+    from polyact.envs.registry import Expert, make_env, make_expert
+
+_LAZY = {"Expert": "polyact.envs.registry", "make_env": "polyact.envs.registry", "make_expert": "polyact.envs.registry"}
+__all__ = ["EVAL_SEED_BASE", "EnvConfig", "Expert", "make_env", "make_expert", "resolve_tasks"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'polyact.envs' has no attribute {name!r}")
+    return getattr(importlib.import_module(_LAZY[name]), name)

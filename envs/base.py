@@ -14,7 +14,8 @@ import mujoco
 import numpy as np
 
 from polyact.contract import EnvSpec, intrinsics_from_fovy
-from polyact.envs.rendering import Quality, Renderer
+from polyact.envs.catalog import Quality
+from polyact.envs.rendering import Renderer
 from polyact.envs.spaces import action_space, observation_space
 from polyact.errors import unknown_name
 

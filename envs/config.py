@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from polyact.envs.catalog import QUALITIES, resolve_tasks
 from polyact.errors import ConfigError, unknown_name
 
 EVAL_SEED_BASE = 1_000_000
@@ -16,8 +17,8 @@ class EnvConfig:
     """Environment settings shared by collection, evaluation and deployment.
 
     `tasks` names a task set of a suite (`MT10`, `MT50`, `ML10-train`, `ML45-test`, ... for Meta-World)
-    or a single task (`reach-v3`); `polyact.envs.resolve_tasks` lists them all. Empty `cameras` or a
-    zero `max_episode_steps` mean the suite's default.
+    or a single task (`reach-v3`); `polyact tasks` lists them all (envs/catalog.py). Empty `cameras` or
+    a zero `max_episode_steps` mean the suite's default.
     """
 
     tasks: str = "MT10"
@@ -29,9 +30,6 @@ class EnvConfig:
     action_mode: str = "default"
 
     def __post_init__(self) -> None:
-        from polyact.envs.registry import resolve_tasks
-        from polyact.envs.rendering import QUALITIES
-
         suite, _ = resolve_tasks(self.tasks)
         for cam in self.cameras:
             if suite.cameras and cam not in suite.cameras:

@@ -29,6 +29,8 @@ from polyact.envs.metaworld_instructions import INSTRUCTIONS
 from polyact.envs.registry import Suite
 from polyact.errors import unknown_name
 
+# envs/catalog.py repeats these names and CAMERAS for checking configs without metaworld (kept equal by
+# tests/envs/test_catalog.py)
 TASKS: tuple[str, ...] = tuple(ALL_V3_ENVIRONMENTS)
 TASK_SETS: dict[str, tuple[str, ...]] = {
     "MT10": tuple(MT10_V3),

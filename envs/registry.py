@@ -1,7 +1,8 @@
-"""Every suite's task sets and tasks by name, and the factories for their environments and experts.
+"""The factories of every suite's environments and scripted experts.
 
-A suite is a module exposing `SUITE: Suite`; it is imported only when one of its tasks is used, so
-using one suite never pays for loading another.
+A suite is a module exposing `SUITE: Suite` (named in envs/catalog.py); it is imported only when one of
+its environments or experts is built, so checking names never loads a simulator and using one suite
+never pays for loading another.
 """
 
 from __future__ import annotations
@@ -9,13 +10,16 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
-
-from polyact.envs.base import PolyactEnv
+from polyact.envs.catalog import SUITES, resolve_tasks, suite_info
 from polyact.envs.config import EnvConfig
 from polyact.errors import unknown_name
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from polyact.envs.base import PolyactEnv
 
 
 class Expert(Protocol):
@@ -30,8 +34,9 @@ class Expert(Protocol):
 class Suite:
     """A family of tasks sharing one robot, camera set and action space.
 
-    `annotate` (optional) adds suite-specific per-episode metadata when a demonstration is recorded
-    (e.g. keyframe indices); it gets the Episode and returns a JSON-serialisable dict.
+    Its names must equal its entry in envs/catalog.py (tests/envs/test_catalog.py checks). `annotate`
+    (optional) adds suite-specific per-episode metadata when a demonstration is recorded (e.g. keyframe
+    indices); it gets the Episode and returns a JSON-serialisable dict.
     """
 
     name: str
@@ -43,40 +48,22 @@ class Suite:
     annotate: Callable[[Any], dict[str, Any]] | None = None
 
 
-SUITE_MODULES = {
-    "metaworld": "polyact.envs.metaworld",
-    "rlbench_like": "polyact.envs.rlbench_like",
-}
-
-
 def suite(name: str) -> Suite:
-    if name not in SUITE_MODULES:
-        raise unknown_name("suite", name, SUITE_MODULES)
-    return importlib.import_module(SUITE_MODULES[name]).SUITE
+    """The suite's factories; imports its simulator."""
+    return importlib.import_module(suite_info(name).module).SUITE
 
 
 def all_suites() -> list[Suite]:
-    return [suite(name) for name in SUITE_MODULES]
-
-
-def resolve_tasks(name: str) -> tuple[Suite, tuple[str, ...]]:
-    """The suite and tasks of a task-set name (`MT10`) or of a single task (`reach-v3`)."""
-    suites = all_suites()
-    for s in suites:
-        if name in s.task_sets:
-            return s, s.task_sets[name]
-        if name in s.tasks:
-            return s, (name,)
-    valid = [n for s in suites for n in (*s.task_sets, *s.tasks)]
-    raise unknown_name("task or task set (env.tasks)", name, valid)
+    """Every suite's factories; imports every simulator (names alone are in envs/catalog.py)."""
+    return [suite(name) for name in SUITES]
 
 
 def make_env(task: str, cfg: EnvConfig | None = None) -> PolyactEnv:
     """An environment for one task, configured by `cfg` (cameras, resolution, rendering)."""
-    s, tasks = resolve_tasks(task)
+    info, tasks = resolve_tasks(task)
     if len(tasks) != 1 or tasks[0] != task:
-        raise unknown_name("single task", task, s.tasks)
-    return s.make_env(task, cfg or EnvConfig())
+        raise unknown_name("single task", task, info.tasks)
+    return suite(info.name).make_env(task, cfg or EnvConfig())
 
 
 def make_expert(env: PolyactEnv) -> Expert:

@@ -13,15 +13,12 @@ collector.
 from __future__ import annotations
 
 import weakref
-from typing import Literal
 
 import mujoco  # polyact/__init__.py has set MUJOCO_GL=egl unless the user chose a backend
 import numpy as np
 
+from polyact.envs.catalog import QUALITIES, Quality
 from polyact.errors import ConfigError, unknown_name
-
-Quality = Literal["fast", "full"]
-QUALITIES = ("fast", "full")
 
 
 def _free(gl_context: object, mjr_context: mujoco.MjrContext) -> None:

@@ -3,7 +3,8 @@ with instructions, scripted experts, keyframes). See docs/rlbench_like.md.
 
 Task sets: `RLB12` (= `RLB-train`) the twelve training tasks, `RLB-test` the held-out tasks, `RLB-all`
 every task; each with train variations. Adding `-novel` (`RLB12-novel`, `RLB-test-novel`, ...) gives the
-same tasks with their held-out (test) variations.
+same tasks with their held-out (test) variations. envs/catalog.py repeats these names for checking
+configs without MuJoCo; tests/envs/test_catalog.py keeps the two equal.
 """
 
 from __future__ import annotations

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from polyact.cli import main
+from polyact.collect import CollectConfig, collect, record_episode
 from polyact.data import EpisodeDataset
-from polyact.data.collect import CollectConfig, collect, record_episode
 from polyact.envs.config import EVAL_SEED_BASE, EnvConfig
 from polyact.envs.registry import make_env, make_expert
 from polyact.errors import ConfigError
@@ -103,7 +103,7 @@ def test_collection_killed_with_sigkill_resumes_where_it_stopped(tmp_path):
 def test_resuming_with_other_settings_is_refused(tmp_path):
     out = tmp_path / "ds"
     first = CollectConfig(out=str(out), env=EnvConfig(tasks="reach-v3", height=16, width=16), episodes_per_task=1)
-    from polyact.data.collect import _open_or_create
+    from polyact.collect import _open_or_create
 
     _open_or_create(first, ("reach-v3",)).close()
     other = CollectConfig(out=str(out), env=EnvConfig(tasks="reach-v3", height=32, width=32), episodes_per_task=1)

@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import pytest
 
+from polyact.collect import record_episode
 from polyact.data import DatasetWriter
-from polyact.data.collect import record_episode
 from polyact.envs.config import EnvConfig
 from polyact.envs.registry import make_env, make_expert
 

@@ -4,6 +4,9 @@ Each task's attempts use seeds `seed, seed+1, ...` in order, and episodes are co
 whatever order the workers finish in, so a dataset holds exactly the first N successful seeds of each
 task. That makes collection deterministic and resumable: after a kill, the same command finds each
 task's last committed seed in the dataset and carries on after it.
+
+It drives simulators (polyact.envs) and writes datasets (polyact.data), so it sits above both and the
+storage package never imports a simulator.
 """
 
 from __future__ import annotations
@@ -14,16 +17,19 @@ from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm import tqdm
 
-from polyact.data.episode import Episode
-from polyact.envs.base import PolyactEnv
+from polyact.data import DatasetWriter, Episode
+from polyact.envs.catalog import resolve_tasks
 from polyact.envs.config import EVAL_SEED_BASE, EnvConfig
-from polyact.envs.registry import Expert, make_env, make_expert, resolve_tasks, suite
+from polyact.envs.registry import Expert, make_env, make_expert, suite
 from polyact.errors import ConfigError
+
+if TYPE_CHECKING:
+    from polyact.envs.base import PolyactEnv
 
 
 @dataclass
@@ -159,9 +165,7 @@ def collect(cfg: CollectConfig) -> CollectReport:
     return CollectReport(str(cfg.out), list(progress.values()), cfg.episodes_per_task)
 
 
-def _open_or_create(cfg: CollectConfig, tasks: tuple[str, ...]):
-    from polyact.data import DatasetWriter
-
+def _open_or_create(cfg: CollectConfig, tasks: tuple[str, ...]) -> DatasetWriter:
     path = Path(cfg.out)
     if (path / "meta.json").exists():
         writer = DatasetWriter.open(path)
@@ -225,7 +229,7 @@ def _next_jobs(cfg: CollectConfig, progress: dict[str, TaskProgress], slots: int
             return
 
 
-def _commit_ready(cfg: CollectConfig, p: TaskProgress, writer: Any) -> int:
+def _commit_ready(cfg: CollectConfig, p: TaskProgress, writer: DatasetWriter) -> int:
     """Commit the task's pending results in seed order; returns how many episodes were written."""
     written = 0
     while p.commit_seed in p.pending:
@@ -241,7 +245,7 @@ def _commit_ready(cfg: CollectConfig, p: TaskProgress, writer: Any) -> int:
     return written
 
 
-def _run(cfg: CollectConfig, progress: dict[str, TaskProgress], writer: Any) -> None:
+def _run(cfg: CollectConfig, progress: dict[str, TaskProgress], writer: DatasetWriter) -> None:
     workers = cfg.workers or os.cpu_count() or 1
     total = cfg.episodes_per_task * len(progress)
     bar = tqdm(
