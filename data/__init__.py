@@ -7,7 +7,7 @@ first use, so writing and inspecting datasets does not pay for importing torch.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from polyact.data.convert import convert_npz, export_npz
 from polyact.data.episode import Episode
@@ -15,6 +15,7 @@ from polyact.data.format import FORMAT_VERSION, SUPPORTED_VERSIONS, EpisodeRecor
 from polyact.data.info import format_info, verify_dataset
 from polyact.data.reader import EpisodeDataset, open_dataset
 from polyact.data.writer import DatasetWriter
+from polyact.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from polyact.data.sampler import TaskBalancedSampler
@@ -39,16 +40,11 @@ __all__ = [
 ]
 
 _LAZY = {
-    "WindowBatch": "polyact.data.windows",
-    "WindowDataset": "polyact.data.windows",
-    "collate_windows": "polyact.data.windows",
-    "TaskBalancedSampler": "polyact.data.sampler",
+    "WindowBatch": "windows",
+    "WindowDataset": "windows",
+    "collate_windows": "windows",
+    "TaskBalancedSampler": "sampler",
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'polyact.data' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)

@@ -12,8 +12,7 @@ The factories are imported on first use (PEP 562), so `polyact.envs.config` load
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from polyact.envs.catalog import resolve_tasks
 from polyact.envs.config import EVAL_SEED_BASE, EnvConfig
@@ -21,11 +20,10 @@ from polyact.envs.config import EVAL_SEED_BASE, EnvConfig
 if TYPE_CHECKING:
     from polyact.envs.registry import Expert, make_env, make_expert
 
-_LAZY = {"Expert": "polyact.envs.registry", "make_env": "polyact.envs.registry", "make_expert": "polyact.envs.registry"}
+from polyact.lazy import lazy_exports
+
+_LAZY = {"Expert": "registry", "make_env": "registry", "make_expert": "registry"}
 __all__ = ["EVAL_SEED_BASE", "EnvConfig", "Expert", "make_env", "make_expert", "resolve_tasks"]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'polyact.envs' has no attribute {name!r}")
-    return getattr(importlib.import_module(_LAZY[name]), name)
+__getattr__ = lazy_exports(__name__, _LAZY)

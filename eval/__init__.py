@@ -1,24 +1,22 @@
 """Simulator evaluation: roll a policy out on a task set in parallel workers, report success rates.
 
 `polyact eval` (config: `EvalConfig`, entry: `evaluate`) drives any `BatchPolicy`: the scripted
-experts (`ExpertPolicy`) or a checkpoint (`load_policy`). See docs/eval.md.
+experts (`ExpertPolicy`) or a checkpoint (`load_policy`). See docs/eval.md. Names are imported on first
+use, so `polyact.eval.config` loads no simulator.
 """
 
-from polyact.contract import PolicyRequirements, check_compatible
-from polyact.eval.config import EvalConfig
-from polyact.eval.policy import BatchPolicy, ExpertPolicy
-from polyact.eval.run import evaluate
-from polyact.eval.stats import summarise, wilson_interval
-from polyact.eval.trained import load_policy
+from __future__ import annotations
 
-__all__ = [
-    "BatchPolicy",
-    "EvalConfig",
-    "ExpertPolicy",
-    "PolicyRequirements",
-    "check_compatible",
-    "evaluate",
-    "load_policy",
-    "summarise",
-    "wilson_interval",
-]
+from polyact.lazy import lazy_exports
+
+_EXPORTS = {
+    "BatchPolicy": "policy",
+    "EvalConfig": "config",
+    "ExpertPolicy": "policy",
+    "evaluate": "run",
+    "summarise": "stats",
+    "wilson_interval": "stats",
+    "load_policy": "trained",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

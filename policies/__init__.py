@@ -18,8 +18,7 @@ Names are imported on first use (PEP 562), so `polyact.policies.config` loads wi
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from polyact.lazy import lazy_exports
 
 _EXPORTS = {
     "ChunkRunner": "chunking",
@@ -41,7 +40,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'polyact.policies' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"polyact.policies.{_EXPORTS[name]}"), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

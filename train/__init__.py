@@ -1,9 +1,14 @@
 """polyact.train: one training loop from 2 CPU cores to multi-GPU clusters (torchrun, DDP or FSDP).
 
 polyact train dataset=datasets/mt10 policy.head.name=diffusion steps=20000 out=runs/mt10-diffusion
+
+Names are imported on first use, so `polyact.train.config` loads without torch.
 """
 
-from polyact.train.config import OptimConfig, TrainConfig
-from polyact.train.loop import TrainingDivergedError, train
+from __future__ import annotations
 
-__all__ = ["OptimConfig", "TrainConfig", "TrainingDivergedError", "train"]
+from polyact.lazy import lazy_exports
+
+_EXPORTS = {"OptimConfig": "config", "TrainConfig": "config", "TrainingDivergedError": "loop", "train": "loop"}
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
