@@ -34,7 +34,7 @@ from polyact.eval.worker import EvalEnv
 from polyact.sysinfo import machine
 
 
-def build_policy(cfg: EvalConfig, num_envs: int) -> BatchPolicy:
+def policy_for_eval(cfg: EvalConfig, num_envs: int) -> BatchPolicy:
     if cfg.policy == "expert":
         return ExpertPolicy()
     from polyact.eval.trained import load_policy
@@ -58,7 +58,7 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     if cfg.train_dataset:
         check_disjoint(cfg.train_dataset, tasks, cfg.episodes_per_task)
     workers = cfg.workers or os.cpu_count() or 1
-    policy = build_policy(cfg, workers)
+    policy = policy_for_eval(cfg, workers)
     spec = probe_spec(tasks[0], cfg.env)
     check_compatible(policy.requirements, spec, f"policy {cfg.policy!r}")
 

@@ -97,7 +97,7 @@ def test_a_dataset_holding_evaluation_seeds_is_refused(tmp_path, make_config, mo
     def no_policy(cfg, n):
         raise AssertionError("the dataset check must come first")
 
-    monkeypatch.setattr(run_module, "build_policy", no_policy)
+    monkeypatch.setattr(run_module, "policy_for_eval", no_policy)
     cfg = make_config(tmp_path / "run", train_dataset=str(tmp_path / "demos"))
     with pytest.raises(ConfigError, match="memorisation"):
         run_module.evaluate(cfg)

@@ -48,7 +48,7 @@ class MisfitPolicy(ExpertPolicy):
 
 
 def test_evaluate_refuses_a_misfit_before_any_rollout(tmp_path, make_config, monkeypatch):
-    monkeypatch.setattr(run_module, "build_policy", lambda cfg, n: MisfitPolicy())
+    monkeypatch.setattr(run_module, "policy_for_eval", lambda cfg, n: MisfitPolicy())
     cfg = make_config(tmp_path / "run")
     with pytest.raises(ContractError, match="7-D actions"):
         run_module.evaluate(cfg)

@@ -131,7 +131,7 @@ def test_episode_actions_do_not_depend_on_batching(checkpoint):
 
 def test_polyact_eval_loads_a_checkpoint_and_checks_it_first(checkpoint, tmp_path, make_config):
     cfg = make_config(tmp_path / "run", policy=str(checkpoint), env=CFG, execution="temporal_ensemble")
-    assert isinstance(run_module.build_policy(cfg, 2), TrainedPolicy)
+    assert isinstance(run_module.policy_for_eval(cfg, 2), TrainedPolicy)
     wrong = make_config(
         tmp_path / "wrong",
         policy=str(checkpoint),
