@@ -1,8 +1,9 @@
 """Configs of the deployment commands: `polyact serve`, `polyact ros` and the simulated robot.
 
 Plain dataclasses that hydra holds as structured configs (see polyact/config.py), checked in
-`__post_init__`. Every safety limit is here and nowhere else. Importing this module is cheap (no
-torch, no simulator), so the bridge starts fast on a robot computer.
+`__post_init__`. Every safety limit is here and nowhere else. Importing this module needs no torch and
+no simulator (envs/config.py is plain data too), so the bridge starts fast on a robot computer that has
+neither (tests/deploy/test_light.py).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import math
 import os
 from dataclasses import dataclass, field
 
+from polyact.envs.catalog import resolve_tasks
+from polyact.envs.config import EnvConfig
 from polyact.errors import ConfigError, unknown_name
 
 TOKEN_ENV = "POLYACT_TOKEN"
@@ -44,15 +47,15 @@ def _positive(**values: float) -> None:
 class ServeConfig:
     """`polyact serve`: a checkpoint behind a websocket (msgpack frames), batching concurrent clients.
 
-    `policy` is a checkpoint directory (VLAPolicy.from_pretrained); `spec` names its actions, their
-    bounds and the control rate: the dataset it was trained on, an EnvSpec JSON file or a task name
-    ('' = the dataset in the run.json that `polyact train` wrote beside the policy). Binds to loopback
-    unless `host` says otherwise; with a `token` (or $POLYACT_TOKEN) clients must send
-    `Authorization: Bearer <token>`. See docs/serve.md for the protocol.
+    `policy` is a checkpoint directory (VLAPolicy.from_pretrained), which names its actions, their
+    bounds and the control rate itself (env_spec.json); `spec` overrides that with the dataset it was
+    trained on, an EnvSpec JSON file or a task name. Binds to loopback unless `host` says otherwise;
+    with a `token` (or $POLYACT_TOKEN) clients must send `Authorization: Bearer <token>`. See
+    docs/serve.md for the protocol.
     """
 
     policy: str = ""
-    spec: str = ""
+    spec: str = ""  # '' = the checkpoint's own env_spec.json
     host: str = "127.0.0.1"  # 0.0.0.0 serves every interface: set a token then
     port: int = 8765  # 0 = any free port (printed on start)
     token: str = ""  # '' = $POLYACT_TOKEN when set, else no authentication
@@ -182,7 +185,7 @@ class BridgeConfig:
     """
 
     policy: str = "ws://127.0.0.1:8765"
-    spec: str = ""  # in-process policy only: dataset, EnvSpec JSON or task name ('' = the training run's)
+    spec: str = ""  # in-process policy only: dataset, EnvSpec JSON or task name ('' = the checkpoint's own)
     token: str = ""  # '' = $POLYACT_TOKEN when set
     device: str = "cpu"  # in-process policy only
     ros_version: int = 1
@@ -217,18 +220,16 @@ class BridgeConfig:
 
 @dataclass
 class SimRobotConfig:
-    """`python -m polyact.deploy.ros.sim_robot`: a simulated robot on ROS 1. A Meta-World task steps in
-    real time at `rate_hz`, publishes camera images, depth, camera info, end-effector pose, gripper
-    state, joint states (the policy state, named by the spec), goal and instruction, and executes twist
-    or pose commands and gripper commands (topics as the bridge's). A command older than
-    `command_timeout_s` stops the arm.
+    """`python -m polyact.deploy.ros.sim_robot`: a simulated robot on ROS 1. A Meta-World task (`env`:
+    one task, its cameras and resolution) steps in real time at `rate_hz`, publishes camera images,
+    depth, camera info, end-effector pose, gripper state, joint states (the policy state, named by the
+    spec), goal and instruction, and executes twist or pose commands and gripper commands (topics as the
+    bridge's). A command older than `command_timeout_s` stops the arm. A robot has no episodes:
+    `env.max_episode_steps` is ignored.
     """
 
-    task: str = "reach-v3"
+    env: EnvConfig = field(default_factory=lambda: EnvConfig(tasks="reach-v3", cameras=["corner"], height=32, width=32))
     seed: int = 1_000_000  # the episode's reset seed (evaluation seeds start at 1,000,000)
-    cameras: list[str] = field(default_factory=lambda: ["corner"])
-    height: int = 32
-    width: int = 32
     rate_hz: float = 10.0
     rgb_encoding: str = "rgb8"
     depth_encoding: str = "32FC1"
@@ -241,6 +242,12 @@ class SimRobotConfig:
     topics: TopicsConfig = field(default_factory=TopicsConfig)
 
     def __post_init__(self) -> None:
+        suite, tasks = resolve_tasks(self.env.tasks)
+        if suite.name != "metaworld" or tasks != (self.env.tasks,):
+            raise ConfigError(
+                f"the simulated robot runs one Meta-World task (env.tasks=reach-v3; `polyact tasks MT50` lists "
+                f"them), got env.tasks={self.env.tasks!r}"
+            )
         if self.rgb_encoding not in RGB_ENCODINGS:
             raise unknown_name("rgb encoding (rgb_encoding)", self.rgb_encoding, RGB_ENCODINGS)
         if self.depth_encoding not in DEPTH_ENCODINGS:

@@ -3,10 +3,11 @@
 The server wraps it for remote clients; the ROS bridge can also run it in its own process, through
 `infer`, the same call a `PolicyClient` offers, after the same checks of the observation.
 
-A checkpoint's `config.json` knows its cameras, image size and dimensions but not the names, bounds and
-rate of its actions, so the environment spec comes from elsewhere: the dataset the policy was trained
-on (its `meta.json`; found through the training run's `run.json` when no spec is given), a JSON file
-holding `EnvSpec.to_dict()`, or a task name, whose environment is built once to read its contract.
+The checkpoint describes itself: its `env_spec.json` names the actions, their bounds and the control
+rate (policies/policy_dir.py), so `polyact serve policy=DIR` needs nothing else, from any working
+directory. `spec=` overrides it (a dataset directory, an EnvSpec JSON file or a task name); a checkpoint
+saved before policies recorded their spec is converted once with `polyact policy set-spec DIR SOURCE`
+(`set_policy_spec`).
 """
 
 from __future__ import annotations
@@ -18,25 +19,25 @@ from typing import Any
 
 import numpy as np
 
-from polyact.contract import EnvSpec, FeatureSpec
+from polyact.contract import EnvSpec, PolicyRequirements, check_compatible
 from polyact.deploy.protocol import RequestError, check_observation, policy_metadata
 from polyact.errors import ConfigError
-from polyact.eval.policy import PolicyRequirements, check_compatible
 
-RUN_FILE = "run.json"  # written by `polyact train` next to the policy directory (train/loop.py)
+CONFIG_FILE = "config.json"  # policies/policy_dir.py; repeated so that checking a path needs no torch
 
 
 def load_env_spec(source: str, config: Any) -> EnvSpec:
-    """The EnvSpec of a dataset directory (its meta.json), a JSON file or a task name (`reach-v3`, built
-    with the policy `config`'s cameras and image size)."""
+    """The EnvSpec of a dataset directory (its meta.json), a JSON file or a task name (`reach-v3`, whose
+    environment is built once, with the policy `config`'s cameras and image size, to read its contract)."""
     from polyact.data.format import MANIFEST_NAME
-    from polyact.data.manifest import Manifest
 
     path = Path(source)
     if (path / MANIFEST_NAME).is_file():
+        from polyact.data.manifest import Manifest
+
         spec = Manifest.load(path).env_spec
         if spec is None:
-            raise ConfigError(f"dataset {source!r} records no environment spec; give spec=ENV_SPEC.json instead")
+            raise ConfigError(f"dataset {source!r} records no environment spec; give an EnvSpec JSON file instead")
         return spec
     if path.is_file():
         try:
@@ -48,7 +49,7 @@ def load_env_spec(source: str, config: Any) -> EnvSpec:
     if any(source in s.tasks for s in all_suites()):
         return _task_spec(source, config)
     raise ConfigError(
-        f"spec={source!r} is neither a dataset directory (with {MANIFEST_NAME}), a JSON file holding "
+        f"{source!r} is neither a dataset directory (with {MANIFEST_NAME}), a JSON file holding "
         "EnvSpec.to_dict(), nor a task name (`polyact tasks` lists them); give the dataset the policy was "
         "trained on"
     )
@@ -67,29 +68,28 @@ def _task_spec(task: str, config: Any) -> EnvSpec:
         env.close()
 
 
-def training_dataset(policy_dir: str) -> str:
-    """The dataset a `polyact train` run trained `policy_dir` on ('' when the run does not say)."""
-    run_file = Path(policy_dir).resolve().parent / RUN_FILE
-    if not run_file.is_file():
-        return ""
-    try:
-        return str(json.loads(run_file.read_text()).get("dataset") or "")
-    except (ValueError, AttributeError):
-        return ""
+def _policy_config(policy_dir: str) -> Any:
+    """The PolicyConfig of a checkpoint directory, read without loading its weights."""
+    from polyact.policies.config import PolicyConfig
+
+    path = Path(policy_dir, CONFIG_FILE)
+    if not path.is_file():
+        raise ConfigError(
+            f"policy={policy_dir!r} is not a checkpoint directory (one with {CONFIG_FILE} and model.safetensors)"
+        )
+    return PolicyConfig.from_dict(json.loads(path.read_text()))
 
 
-def policy_inputs(config: Any) -> dict[str, FeatureSpec]:
-    """The observation keys a policy reads (as training feeds them), with dtype and per-step shape."""
-    shape = (config.image_height, config.image_width)
-    inputs = {f"rgb/{cam}": FeatureSpec("uint8", (*shape, 3)) for cam in config.cameras}
-    if config.vision.depth:
-        for cam in config.cameras:
-            inputs[f"depth/{cam}"] = FeatureSpec("float32", shape)
-            inputs[f"intrinsics/{cam}"] = FeatureSpec("float32", (3, 3))
-    inputs["state"] = FeatureSpec("float32", (config.state_dim,))
-    if config.goal_dim:
-        inputs["goal"] = FeatureSpec("float32", (config.goal_dim,))
-    return inputs
+def set_policy_spec(policy_dir: str, source: str) -> Path:
+    """Give a checkpoint its environment spec (`polyact policy set-spec DIR SOURCE`): SOURCE is the dataset
+    it was trained on, an EnvSpec JSON file or a task name. Refused, with every mismatch named, when the
+    spec does not fit the checkpoint; returns the file written."""
+    from polyact.policies.policy_dir import write_env_spec
+
+    config = _policy_config(policy_dir)
+    spec = load_env_spec(source, config)
+    check_compatible(PolicyRequirements.of(config), spec, f"policy {policy_dir!r}")
+    return write_env_spec(policy_dir, spec)
 
 
 class ServedPolicy:
@@ -99,18 +99,11 @@ class ServedPolicy:
 
     def __init__(self, policy: Any, spec: EnvSpec, name: str, control_hz: float = 0.0):
         c = policy.config
-        requirements = PolicyRequirements(
-            cameras=tuple(c.cameras),
-            action_dim=c.action_dim,
-            state_dim=c.state_dim,
-            goal_dim=c.goal_dim,
-            image_size=(c.image_height, c.image_width),
-        )
+        requirements = PolicyRequirements.of(c)
         check_compatible(requirements, spec, f"policy {name!r}")
         self.policy, self.spec = policy, spec
-        self.inputs = policy_inputs(c)
+        self.inputs = requirements.inputs()
         self.history = c.history
-        self._noise_shape = (c.chunk, c.action_dim)
         self._rng = np.random.default_rng()  # noise of requests that bring no seed
         self.metadata = policy_metadata(
             self.inputs, spec, c.history, c.chunk, c.replan_every, control_hz or spec.control_hz, name
@@ -123,19 +116,11 @@ class ServedPolicy:
 
         Each row's sampling noise (diffusion, flow) is drawn for that row alone, from its seed when it
         has one, so a seeded request gets the same chunk whatever else shares its forward pass."""
-        import torch
-
-        from polyact.policies.history import stack_observations
+        from polyact.policies.chunking import plan_chunks
 
         seeds = seeds if seeds is not None else [None] * len(histories)
-        noise = np.stack(
-            [
-                (self._rng if s is None else np.random.default_rng(s)).standard_normal(self._noise_shape, np.float32)
-                for s in seeds
-            ]
-        )  # (B, H, A); heads that do not sample ignore it
-        batch = stack_observations(histories, self.history)
-        return self.policy.predict_chunk(batch, noise=torch.as_tensor(noise, device=self.policy.device))
+        noise = [self._rng if s is None else np.random.default_rng(s) for s in seeds]
+        return plan_chunks(self.policy, histories, noise)
 
     def infer(
         self, observation: Mapping[str, Any] | Sequence[Mapping[str, Any]], seed: int | None = None
@@ -156,18 +141,20 @@ class ServedPolicy:
 
 
 def load_served_policy(path: str, spec: str = "", device: str = "cpu", control_hz: float = 0.0) -> ServedPolicy:
-    """The checkpoint directory `path` (VLAPolicy.from_pretrained) with the spec at `spec`; without one,
-    the dataset its `polyact train` run recorded in run.json."""
-    if not Path(path, "config.json").is_file():
-        raise ConfigError(f"policy={path!r} is not a checkpoint directory (one with config.json and model.safetensors)")
-    source = spec or training_dataset(path)
-    if not source:
+    """The checkpoint directory `path` with the environment spec saved in it, or the one `spec` names
+    (a dataset directory, an EnvSpec JSON file or a task name) when given."""
+    from polyact.policies.policy_dir import read_env_spec
+
+    config = _policy_config(path)
+    env_spec = load_env_spec(spec, config) if spec else read_env_spec(path)
+    if env_spec is None:
         raise ConfigError(
-            f"spec= is required: {path!r} has no {RUN_FILE} of a `polyact train` run beside it; give the dataset "
-            "the policy was trained on, an EnvSpec JSON file or a task name (they name the actions, their "
-            "bounds and the control rate)"
+            f"{path!r} was saved before policies recorded their environment spec (it has no env_spec.json), "
+            f"so nothing names its actions, their bounds and the control rate. Convert it once with "
+            f"`polyact policy set-spec {path} SOURCE`, SOURCE being the dataset it was trained on, an EnvSpec "
+            "JSON file or a task name; or give that SOURCE as spec= each time"
         )
     from polyact.policies import VLAPolicy
 
     policy = VLAPolicy.from_pretrained(path, map_location=device)
-    return ServedPolicy(policy, load_env_spec(source, policy.config), str(path), control_hz)
+    return ServedPolicy(policy, env_spec, str(path), control_hz)

@@ -1,7 +1,7 @@
 """The safety layer between policy and robot: every command leaves here inside every configured limit.
 
 For each control step it gets the policy's raw action (or a reason to hold) and the measured
-end-effector position, and returns a `Command`:
+end-effector position, and returns a `RobotCommand`:
 
 1. a hold (zero velocity, gripper kept) when asked to hold, when the position is unknown, or when the
    action is not finite or absurd (|a| > max_abs_action): such actions never reach the robot, they
@@ -31,7 +31,7 @@ ZERO3 = np.zeros(3)
 
 
 @dataclass(frozen=True)
-class Command:
+class RobotCommand:
     """One control step's command: end-effector velocity (world frame) and gripper."""
 
     linear: np.ndarray  # (3,) m/s
@@ -67,13 +67,13 @@ class SafetyFilter:
             return f"absurd action (|a| > {self.cfg.max_abs_action:g})"
         return None
 
-    def hold(self, reason: str) -> Command:
+    def hold(self, reason: str) -> RobotCommand:
         """Zero velocity, gripper kept; the next policy command accelerates from rest."""
         self.holds[reason] += 1
         self.last_linear, self.last_angular = ZERO3.copy(), ZERO3.copy()
-        return Command(ZERO3.copy(), ZERO3.copy(), self.last_gripper, True, reason)
+        return RobotCommand(ZERO3.copy(), ZERO3.copy(), self.last_gripper, True, reason)
 
-    def __call__(self, action: np.ndarray | None, position: np.ndarray | None, hold: str | None = None) -> Command:
+    def __call__(self, action: np.ndarray | None, position: np.ndarray | None, hold: str | None = None) -> RobotCommand:
         """The command for one step: `action` (A,) raw units, `position` (3,) metres (world frame)."""
         if hold is None and action is None:
             hold = "no action"
@@ -117,7 +117,7 @@ class SafetyFilter:
                 gripper = rated
         self.last_linear, self.last_angular, self.last_gripper = boxed, angular, gripper
         self.limited.update(limited)
-        return Command(boxed, angular, gripper, False, "policy", tuple(limited))
+        return RobotCommand(boxed, angular, gripper, False, "policy", tuple(limited))
 
 
 def _limit_norm(v: np.ndarray, limit: float, name: str, limited: list[str]) -> np.ndarray:

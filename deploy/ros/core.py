@@ -35,7 +35,7 @@ import numpy as np
 
 from polyact.deploy.config import BridgeConfig
 from polyact.deploy.ros.convert import resize, scale_intrinsics
-from polyact.deploy.safety import Command, SafetyFilter
+from polyact.deploy.safety import RobotCommand, SafetyFilter
 from polyact.errors import ConfigError
 
 log = logging.getLogger("polyact.deploy.bridge")
@@ -203,7 +203,14 @@ class PolicyWorker:
 
 
 class ChunkBuffer:
-    """The chunk being executed, indexed by control step."""
+    """The chunk being executed, indexed by control step.
+
+    Not policies/chunking.py's ChunkRunner (and its RecedingHorizon), which evaluation runs, because a
+    robot does not wait for the policy: the next chunk is requested `ahead` steps before the executed
+    part ends, it arrives while the loop keeps ticking, and the actions for steps already past are
+    skipped (a chunk whose steps are all past is dropped). Only this latency compensation lives here:
+    the forward pass is chunking.py's `plan_chunks`, on the server or in ServedPolicy in process.
+    """
 
     def __init__(self, replan_every: int):
         self.replan_every = replan_every
@@ -239,7 +246,7 @@ class Tick:
     step: int
     t: float  # monotonic seconds
     stamp: float  # wall-clock seconds, for message headers
-    command: Command
+    command: RobotCommand
     target: tuple[np.ndarray, np.ndarray] | None  # pose commands: position (3,), quaternion (x, y, z, w)
     index: int  # the executed action's index in its chunk; -1 while holding
 
@@ -400,7 +407,7 @@ class Bridge:
         self.latencies.append(planned.latency)
         self.counts["chunks" if self.buffer.offer(planned, step) else "late_chunks"] += 1
 
-    def _target(self, command: Command, pose: tuple[np.ndarray, np.ndarray] | None) -> Any:
+    def _target(self, command: RobotCommand, pose: tuple[np.ndarray, np.ndarray] | None) -> Any:
         """Pose commands: where the end effector should be one step from now."""
         if self.cfg.command.kind != "pose" or pose is None:
             return None

@@ -1,10 +1,11 @@
 """`polyact ros`: the bridge node that drives a robot over ROS with a policy (docs/deploy.md).
 
-    polyact ros policy=ws://gpu-box:8765 control_hz=10            # the policy behind `polyact serve`
-    polyact ros policy=runs/x/policy spec=datasets/x control_hz=10 # the policy in this process
+    polyact ros policy=ws://gpu-box:8765 control_hz=10    # the policy behind `polyact serve`
+    polyact ros policy=runs/x/policy control_hz=10         # the checkpoint in this process (needs torch)
 
 The ROS library is imported before the policy is loaded, so a robot computer without ROS fails in a
-second, not after loading a checkpoint.
+second, not after loading a checkpoint. With a server URL nothing here imports torch or a simulator
+(`pip install polyact[robot]`, docs/deploy.md).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """A simulated robot on ROS 1: a Meta-World task that publishes what a robot's drivers publish and moves
 as an end-effector velocity controller would, so the bridge can be tested end to end without hardware.
 
-    polyact ros sim task=reach-v3 rate_hz=10 log_path=sim.jsonl   (or python -m polyact.deploy.ros.sim_robot ...)
+    polyact ros sim env.tasks=reach-v3 rate_hz=10 log_path=sim.jsonl   (or python -m polyact.deploy.ros.sim_robot ...)
 
 Every `rate_hz` period it steps the simulator once, then publishes (topics as the bridge reads them):
 each camera's RGB (rgb8/bgr8), depth (32FC1 metres / 16UC1 millimetres) and CameraInfo; the end
@@ -21,6 +21,7 @@ A motion command older than `command_timeout_s` stops the arm (dx = 0), as a rea
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import signal
 import sys
@@ -35,7 +36,6 @@ from polyact.deploy.config import SimRobotConfig
 from polyact.deploy.ros.convert import encode_image, intrinsics_to_ros
 from polyact.deploy.ros.messages import camera_topics
 from polyact.deploy.ros.ros1 import import_rospy, init_node
-from polyact.errors import ConfigError
 
 EPISODE_STEPS = 10**9  # a robot has no episodes: the simulated one runs until it is stopped
 
@@ -48,20 +48,10 @@ class SimRobot:
         from sensor_msgs.msg import CameraInfo, Image, JointState
         from std_msgs.msg import Float32MultiArray, Float64, String
 
-        from polyact.envs import EnvConfig, make_env
+        from polyact.envs import make_env
 
         self.cfg, self.rospy = cfg, rospy
-        env_cfg = EnvConfig(
-            tasks=cfg.task,
-            cameras=list(cfg.cameras),
-            height=cfg.height,
-            width=cfg.width,
-            max_episode_steps=EPISODE_STEPS,
-        )
-        self.env = make_env(cfg.task, env_cfg)
-        if self.env.contract.suite != "metaworld":
-            self.env.close()
-            raise ConfigError(f"the simulated robot runs Meta-World tasks (`polyact tasks MT50`), got {cfg.task!r}")
+        self.env = make_env(cfg.env.tasks, dataclasses.replace(cfg.env, max_episode_steps=EPISODE_STEPS))
         self.obs, self.info = self.env.reset(seed=cfg.seed)
         self.reward = 0.0
         self.types = dict(

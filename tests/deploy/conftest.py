@@ -75,7 +75,8 @@ def stats() -> dict[str, dict[str, Any]]:
 
 @pytest.fixture(scope="session")
 def checkpoint(tmp_path_factory) -> tuple[str, str]:
-    """(policy directory, EnvSpec JSON file) of a tiny l1 policy that reads rgb, depth, state and goal."""
+    """(policy directory, EnvSpec JSON file) of a tiny l1 policy that reads rgb, depth, state and goal; the
+    directory holds the spec too (env_spec.json), the file is for the `spec=` override."""
     root = tmp_path_factory.mktemp("serve")
     spec = make_spec()
     config = PolicyConfig(
@@ -90,8 +91,7 @@ def checkpoint(tmp_path_factory) -> tuple[str, str]:
 
 @pytest.fixture(scope="session")
 def served(checkpoint) -> ServedPolicy:
-    policy_dir, spec_file = checkpoint
-    return load_served_policy(policy_dir, spec_file)
+    return load_served_policy(checkpoint[0])
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,5 +1,5 @@
-"""The bridge core without ROS, on a manual clock: observation assembly, chunk timing, the watchdog and
-the e-stop. The policy's metadata is a real checkpoint's (conftest.py); its chunks are scripted."""
+"""The bridge core without ROS, on a manual clock: observation assembly, chunk timing, the loop's deadlines,
+the watchdog and the e-stop. The policy's metadata is a real checkpoint's (conftest.py); its chunks are scripted."""
 
 from __future__ import annotations
 
@@ -170,6 +170,45 @@ def test_the_log_has_every_tick_and_the_period_statistics(rig, observation, tmp_
     lines = (tmp_path / "log.jsonl").read_text().splitlines()
     assert len(lines) == 6 and '"stats"' in lines[-1]
     assert bridge.stats()["period_ms_mean"] == pytest.approx(100.0)
+
+
+class SleepyClock(Clock):
+    """A clock that only `sleep` (overshooting by `overshoot` s, as a loaded machine does) and `work` move."""
+
+    def __init__(self, overshoot: float):
+        super().__init__()
+        self.overshoot = overshoot
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds + self.overshoot
+
+
+def test_the_loop_keeps_absolute_deadlines_and_skips_ahead_after_an_overrun(served):
+    clock = SleepyClock(overshoot=0.003)
+    bridge = Bridge(
+        BridgeConfig(policy="ws://unused", control_hz=RATE), Scripted(served.metadata), clock, clock.sleep, clock
+    )
+
+    def publish(tick) -> None:
+        if tick.step == 5:
+            clock.now += 2.5 / RATE  # this tick's work overruns by more than a period
+
+    stats = bridge.run(publish, should_stop=lambda: bridge.step >= 12)
+    t = np.array([k["t"] for k in bridge.ticks]) - 100.0
+    period = 1 / RATE
+    # deadlines start + n * period: sleep overshoot shifts every tick alike, it never accumulates
+    np.testing.assert_allclose(t[1:5], np.arange(1, 5) * period + 0.003)
+    # tick 6 comes at once after the late tick 5 (no burst of catch-up ticks); deadlines restart from it
+    assert t[5] == pytest.approx(t[4] + 2.5 * period)
+    np.testing.assert_allclose(t[6:] - t[5], np.arange(1, 7) * period + 0.003)
+    assert stats["overruns"] == 1 and stats["ticks"] == 12
+
+
+def test_duration_ends_the_loop_after_its_ticks(served):
+    clock = SleepyClock(overshoot=0.0)
+    cfg = BridgeConfig(policy="ws://unused", control_hz=8.0, duration_s=1.0)  # periods exact in binary
+    bridge = Bridge(cfg, Scripted(served.metadata), clock, clock.sleep, clock)
+    assert bridge.run(lambda tick: None)["ticks"] == 8
 
 
 def test_a_missing_ros_library_is_named_with_how_to_get_it():

@@ -1,4 +1,5 @@
-"""A checkpoint as the server runs it: finding its environment spec, checking observations, seeded sampling."""
+"""A checkpoint as the server runs it: its own environment spec, the override and the conversion of old
+checkpoints, checked observations, seeded sampling."""
 
 from __future__ import annotations
 
@@ -12,16 +13,39 @@ import torch
 
 from polyact.contract import EnvSpec
 from polyact.data import DatasetWriter
-from polyact.deploy.policy import RUN_FILE, ServedPolicy, load_served_policy
+from polyact.deploy.policy import ServedPolicy, load_served_policy, set_policy_spec
 from polyact.deploy.protocol import RequestError
 from polyact.errors import ConfigError, ContractError
 from polyact.policies import HeadConfig, PolicyConfig, build_policy
+from polyact.policies.policy_dir import ENV_SPEC_FILE
 
 
-def test_a_training_run_names_its_dataset_so_no_spec_is_needed(checkpoint, served, tmp_path, observation):
+def test_a_checkpoint_serves_with_its_own_spec_from_any_working_directory(checkpoint, tmp_path, monkeypatch):
     policy_dir, spec_file = checkpoint
-    spec = EnvSpec.from_dict(json.loads(Path(spec_file).read_text()))
+    monkeypatch.chdir(tmp_path)  # nothing beside the checkpoint or in the working directory is read
+    found = load_served_policy(str(Path(policy_dir).resolve()))
+    assert found.spec == EnvSpec.from_dict(json.loads(Path(spec_file).read_text()))
+    assert found.metadata["action"]["names"] == ["dx", "dy", "dz", "grip"] and found.metadata["control_hz"] == 10.0
+
+
+def test_an_old_checkpoint_says_how_to_convert_it_and_works_once_converted(checkpoint, served, tmp_path, observation):
+    policy_dir, spec_file = checkpoint
+    old = tmp_path / "old"
+    shutil.copytree(policy_dir, old)
+    (old / ENV_SPEC_FILE).unlink()  # as saved before policies recorded their spec
+    with pytest.raises(ConfigError, match=rf"no {ENV_SPEC_FILE}.*`polyact policy set-spec {old} SOURCE`"):
+        load_served_policy(str(old))
+    assert load_served_policy(str(old), spec_file).spec == served.spec  # spec= still works without converting
+    assert set_policy_spec(str(old), spec_file) == old / ENV_SPEC_FILE
+    converted = load_served_policy(str(old))
+    assert converted.spec == served.spec
+    np.testing.assert_array_equal(converted.infer(observation(0)), served.infer(observation(0)))
+
+
+def test_a_checkpoint_can_be_converted_from_its_training_dataset(checkpoint, served, tmp_path):
+    policy_dir, _ = checkpoint
     dataset = tmp_path / "demos"
+    spec = served.spec
     DatasetWriter.create(
         dataset,
         features=spec.features(),
@@ -30,22 +54,11 @@ def test_a_training_run_names_its_dataset_so_no_spec_is_needed(checkpoint, serve
         fps=spec.control_hz,
         tasks={"t0": []},
     ).close()
-    run = tmp_path / "run"
-    shutil.copytree(policy_dir, run / "policy")
-    (run / RUN_FILE).write_text(json.dumps({"dataset": str(dataset), "seed": 0}))  # as `polyact train` writes it
-    found = load_served_policy(str(run / "policy"))
-    assert found.spec == spec and found.metadata["action"] == served.metadata["action"]
-    np.testing.assert_array_equal(found.infer(observation(0)), served.infer(observation(0)))
-
-
-def test_without_a_spec_or_a_run_the_error_says_what_to_give(checkpoint, tmp_path):
-    policy_dir, _ = checkpoint
-    with pytest.raises(ConfigError, match="spec= is required: .* has no run.json"):
-        load_served_policy(policy_dir)
-    with pytest.raises(ConfigError, match="is neither a dataset directory .* nor a task name"):
-        load_served_policy(policy_dir, str(tmp_path / "nowhere"))
-    with pytest.raises(ConfigError, match="is not a checkpoint directory"):
-        load_served_policy(str(tmp_path))
+    old = tmp_path / "old"
+    shutil.copytree(policy_dir, old)
+    (old / ENV_SPEC_FILE).unlink()
+    set_policy_spec(str(old), str(dataset))
+    assert load_served_policy(str(old)).spec == spec
 
 
 def test_a_spec_that_does_not_fit_the_checkpoint_is_refused(checkpoint, tmp_path):
@@ -53,8 +66,27 @@ def test_a_spec_that_does_not_fit_the_checkpoint_is_refused(checkpoint, tmp_path
     spec = EnvSpec.from_dict(json.loads(Path(spec_file).read_text()))
     other = tmp_path / "other.json"
     other.write_text(json.dumps({**spec.to_dict(), "cameras": [{"name": "top", "height": 32, "width": 32}]}))
-    with pytest.raises(ContractError, match=r"it reads cameras \['corner'\] but the environment renders \['top'\]"):
+    fits_not = pytest.raises(
+        ContractError, match=r"it reads cameras \['corner'\] but the environment renders \['top'\]"
+    )
+    with fits_not:
         load_served_policy(policy_dir, str(other))
+    old = tmp_path / "old"
+    shutil.copytree(policy_dir, old)
+    (old / ENV_SPEC_FILE).unlink()
+    with fits_not:
+        set_policy_spec(str(old), str(other))
+    assert not (old / ENV_SPEC_FILE).exists()  # nothing written
+
+
+def test_bad_paths_and_sources_are_named(checkpoint, tmp_path):
+    policy_dir, _ = checkpoint
+    with pytest.raises(ConfigError, match="is neither a dataset directory .* nor a task name"):
+        load_served_policy(policy_dir, str(tmp_path / "nowhere"))
+    with pytest.raises(ConfigError, match="is not a checkpoint directory"):
+        load_served_policy(str(tmp_path))
+    with pytest.raises(ConfigError, match="is not a checkpoint directory"):
+        set_policy_spec(str(tmp_path), str(tmp_path))
 
 
 def test_infer_checks_the_observation_like_the_server(served, observation):

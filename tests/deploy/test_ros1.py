@@ -2,9 +2,13 @@
 sensors, the bridge (in this process, on this process's rospy node) drives it with a small policy trained
 here on scripted demonstrations and served by `polyact serve` in a process of its own.
 
-Checked: the loop ticks at its rate (mean measured period), every published command is inside every
-limit, the hand gets closer to the goal; a killed server -> holds from the next period on, then the
-bridge reconnects and resumes; the e-stop latches until a reset; stale sensors -> holds.
+Checked: every tick is logged, every published command is inside every limit, the hand gets closer to
+the goal; once the bridge sees a killed server, every tick holds until it is back, then the bridge
+reconnects and resumes; the e-stop latches until a reset; stale sensors -> holds.
+
+Nothing here measures speed (this machine is shared): the tests wait for events and count ticks, and
+pytest-timeout reports a hang. The loop's timing (absolute deadlines, overruns, one period to notice a
+lost connection) is checked on an injected clock in test_bridge_core.py.
 """
 
 from __future__ import annotations
@@ -28,7 +32,6 @@ from polyact.deploy.config import BridgeConfig, SafetyConfig
 from polyact.deploy.ros.core import Bridge
 
 RATE = 10.0  # control rate of the bridge and the simulated robot (Hz)
-HANG = 90.0  # seconds after which a wait that should end in a few is reported as a hang
 
 # the reasons a bridge gives for holding while its server is down
 HOLDS_WITHOUT_POLICY = {"policy connection lost", "no action for this step (policy late or unavailable)"}
@@ -42,11 +45,8 @@ def _free_port() -> int:
 
 
 def wait_for(condition: Callable[[], bool], what: str) -> None:
-    """Poll until `condition()`; fail naming `what` if it never comes (a hang, not a speed check)."""
-    deadline = time.monotonic() + HANG
+    """Poll until `condition()`, however long that takes; `what` names the wait in a timeout's traceback."""
     while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"never happened: {what}")
         time.sleep(0.02)
 
 
@@ -98,11 +98,11 @@ def rospy(tmp_path_factory) -> Iterator[Any]:
 
 # --- the policy: trained here on scripted reach demonstrations -----------------------------------------
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> tuple[str, str]:
-    """(policy directory, dataset) of a tiny l1 policy trained for 80 steps on 4 reach-v3 demonstrations."""
+def trained(tmp_path_factory) -> str:
+    """The policy directory of a tiny l1 policy trained for 80 steps on 4 reach-v3 demonstrations."""
+    from polyact.collect import record_episode
     from polyact.config import load_config
     from polyact.data import DatasetWriter
-    from polyact.data.collect import record_episode
     from polyact.envs import EnvConfig, make_env, make_expert
     from polyact.train import TrainConfig, train
 
@@ -136,13 +136,13 @@ def trained(tmp_path_factory) -> tuple[str, str]:
         "optim.warmup_steps=10",
         "ema_decay=0",
     ]
-    return str(train(load_config(TrainConfig, overrides))), str(root / "demos")
+    return str(train(load_config(TrainConfig, overrides)))
 
 
-def start_server(policy: str, spec: str, port: int) -> subprocess.Popen:
-    """`polyact serve` in a process of its own, returned once it listens."""
+def start_server(policy: str, port: int) -> subprocess.Popen:
+    """`polyact serve` in a process of its own (the checkpoint names its own spec), returned once it listens."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "polyact.cli", "serve", f"policy={policy}", f"spec={spec}", f"port={port}", "threads=1"],
+        [sys.executable, "-m", "polyact.cli", "serve", f"policy={policy}", f"port={port}", "threads=1"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -159,7 +159,7 @@ def start_server(policy: str, spec: str, port: int) -> subprocess.Popen:
 @pytest.fixture
 def server(trained) -> Iterator[tuple[subprocess.Popen, int]]:
     port = _free_port()
-    process = start_server(*trained, port)
+    process = start_server(trained, port)
     yield process, port
     stop(process)
 
@@ -183,7 +183,7 @@ def sim(rospy, tmp_path) -> Iterator[tuple[subprocess.Popen, Path]]:
         env={**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")},
     )
     try:
-        rospy.wait_for_message("/polyact/ee_pose", PoseStamped, timeout=HANG)
+        rospy.wait_for_message("/polyact/ee_pose", PoseStamped)
         yield process, log
     finally:
         stop(process)
@@ -239,14 +239,17 @@ class RunningBridge:
     def reasons_since(self, t: float) -> list[str]:
         return [k["reason"] for k in self.ticks() if k["t"] >= t]
 
+    def reasons_after(self, step: int) -> list[str]:
+        return [k["reason"] for k in self.ticks() if k["step"] > step]
+
     def stop(self) -> dict[str, Any]:
         self._stop.set()
         self._thread.join()
         return self.stats
 
 
-def bridge_config(policy: str, spec: str = "", **kw: Any) -> BridgeConfig:
-    return BridgeConfig(policy=policy, spec=spec, control_hz=RATE, node_name="polyact_test", **kw)
+def bridge_config(policy: str, **kw: Any) -> BridgeConfig:
+    return BridgeConfig(policy=policy, control_hz=RATE, node_name="polyact_test", **kw)
 
 
 def assert_inside_limits(ticks: list[dict[str, Any]], recorder: Recorder, safety: SafetyConfig) -> None:
@@ -289,7 +292,7 @@ def test_the_bridge_drives_the_simulated_robot_through_the_server(rospy, sim, se
         policy.close()
     ticks = running.ticks()
     assert len(sim_log(tmp_path / "bridge.jsonl")) == len(ticks) + 1  # every tick, then the statistics
-    assert stats["period_ms_mean"] == pytest.approx(1000 / RATE, rel=0.05), stats
+    assert stats["ticks"] == len(ticks) and [k["step"] for k in ticks] == list(range(1, len(ticks) + 1))
     assert_inside_limits(ticks, recorder, cfg.safety)
     steps = sim_log(sim_path)
     moved = [s for s in steps if any(s["action"][:3])]
@@ -302,26 +305,28 @@ def test_a_killed_server_holds_the_robot_then_the_bridge_reconnects(rospy, sim, 
     from polyact.deploy.ros.node import open_policy
 
     port = _free_port()
-    server = start_server(*trained, port)
+    server = start_server(trained, port)
     cfg = bridge_config(f"ws://127.0.0.1:{port}")
     policy = open_policy(cfg)
     running = RunningBridge(cfg, policy)
+    bridge = running.bridge
     try:
         wait_for(lambda: running.reasons_since(0).count("policy") >= 10, "10 control steps driven by the policy")
-        killed_at = time.monotonic()
         server.kill()
         server.wait()
-        wait_for(lambda: len(running.reasons_since(killed_at + 1.0)) >= 5, "5 control steps after the kill")
-        server = start_server(*trained, port)
-        back_at = time.monotonic()
-        wait_for(lambda: "policy" in running.reasons_since(back_at), "the policy driving again after a restart")
+        wait_for(lambda: not policy.connected, "the client noticing the lost connection")
+        seen = bridge.step + 1  # a tick under way may have asked before; every later one sees the loss
+        wait_for(lambda: len(running.reasons_after(seen)) >= 5 and bridge.counts["policy_errors"] >= 1, "5 holds")
+        down = running.ticks()[-1]["step"]
+        server = start_server(trained, port)
+        wait_for(lambda: "policy" in running.reasons_after(down), "the policy driving again after a restart")
     finally:
         stats = running.stop()
         stop(server)
         policy.close()
-    after_kill = [k for k in running.ticks() if killed_at + 1 / RATE <= k["t"] < back_at]
-    assert after_kill and all(k["hold"] and not any(k["linear"]) for k in after_kill), after_kill[:3]
-    assert {k["reason"] for k in after_kill} <= HOLDS_WITHOUT_POLICY
+    while_down = [k for k in running.ticks() if seen < k["step"] <= down]
+    assert while_down and all(k["hold"] and not any(k["linear"]) for k in while_down), while_down[:3]
+    assert {k["reason"] for k in while_down} <= HOLDS_WITHOUT_POLICY
     assert stats["connection_lost"] >= 1 and stats["policy_errors"] >= 1, stats
 
 
@@ -331,11 +336,10 @@ def test_the_estop_latches_until_reset_and_stale_sensors_hold(rospy, sim, traine
     estop = rospy.Publisher("/polyact/estop", Bool, queue_size=1, latch=True)
     reset = rospy.Publisher("/polyact/reset", Empty, queue_size=1)
     process, _ = sim
-    policy_dir, spec = trained
-    from polyact.deploy.policy import load_served_policy
+    from polyact.deploy.ros.node import open_policy
 
-    cfg = bridge_config(policy_dir, spec)
-    running = RunningBridge(cfg, load_served_policy(policy_dir, spec))
+    cfg = bridge_config(trained)  # the checkpoint in this process, with its own spec
+    running = RunningBridge(cfg, open_policy(cfg))
     try:
         wait_for(lambda: "policy" in running.reasons_since(0), "the policy driving")
         wait_for(lambda: estop.get_num_connections() and reset.get_num_connections(), "the bridge subscribed")
@@ -350,12 +354,13 @@ def test_the_estop_latches_until_reset_and_stale_sensors_hold(rospy, sim, traine
         wait_for(lambda: "policy" in running.reasons_since(reset_at), "the policy driving after the reset")
         process.send_signal(signal.SIGKILL)  # the robot's drivers die: its sensors go stale
         process.wait()
-        killed_at = time.monotonic()
-        stale_from = killed_at + cfg.watchdog.max_observation_age_s + 1 / RATE
-        wait_for(lambda: len(running.reasons_since(stale_from)) >= 5, "5 control steps after the sensors went stale")
+        after = running.ticks()[-1]["step"]
+        wait_for(lambda: any(r.startswith("stale") for r in running.reasons_after(after)), "a stale observation")
+        stale = next(k["step"] for k in running.ticks() if k["step"] > after and k["reason"].startswith("stale"))
+        wait_for(lambda: len(running.reasons_after(stale)) >= 5, "5 control steps after the sensors went stale")
     finally:
         running.stop()
         estop.unregister()
         reset.unregister()
-    late = running.reasons_since(stale_from)
+    late = running.reasons_after(stale)
     assert late and all(r.startswith("stale observation") for r in late), late

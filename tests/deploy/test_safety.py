@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from polyact.deploy.config import BridgeConfig, CommandConfig, SafetyConfig, WatchdogConfig
+from polyact.deploy.config import BridgeConfig, CommandConfig, SafetyConfig, SimRobotConfig, WatchdogConfig
 from polyact.deploy.safety import SafetyFilter
+from polyact.envs.config import EnvConfig
 from polyact.errors import ConfigError
 
 RATE = 10.0
@@ -117,6 +118,7 @@ def test_rejected_actions_are_counted_by_reason():
         (lambda: WatchdogConfig(max_observation_age_s=0), "watchdog.max_observation_age_s"),
         (lambda: BridgeConfig(state_source="joints"), "joint_state"),
         (lambda: BridgeConfig(ros_version=3), "1, 2"),
+        (lambda: SimRobotConfig(env=EnvConfig(tasks="MT10")), "runs one Meta-World task"),
     ],
 )
 def test_bad_limits_are_refused_naming_what_is_valid(make, message):

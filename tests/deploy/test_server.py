@@ -467,24 +467,17 @@ def test_after_the_fuzzing_the_server_still_answers(fuzz_connection, bystander, 
 
 # --- the command --------------------------------------------------------------------------------------
 def test_polyact_serve_runs_a_checkpoint_until_sigterm(checkpoint, served, observation):
-    policy_dir, spec_file = checkpoint
+    """From another working directory and without spec=: the checkpoint describes itself."""
+    policy_dir, _ = checkpoint
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.pop(TOKEN_ENV, None)
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "polyact.cli",
-            "serve",
-            f"policy={policy_dir}",
-            f"spec={spec_file}",
-            "port=0",
-            "threads=1",
-        ],
+        [sys.executable, "-m", "polyact.cli", "serve", f"policy={policy_dir}", "port=0", "threads=1"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        cwd="/",
     )
     try:
         first = proc.stdout.readline()
