@@ -68,6 +68,8 @@ PLAIN_COMMANDS = {
     "data info": "polyact data info PATH      episodes per task, lengths, success, features, size on disk",
     "data verify": "polyact data verify PATH    read every episode file and chunk, checking checksums",
     "tasks": "polyact tasks [NAME]        task sets and tasks of every suite (or of one task set)",
+    "policy set-spec": "polyact policy set-spec DIR SOURCE   give a policy directory saved before 2026-11-30 its "
+    "environment spec (SOURCE: its training dataset, an EnvSpec JSON file or a task name)",
 }
 
 
@@ -110,6 +112,13 @@ def _run_plain(name: str, args: list[str]) -> None:
             for set_name, tasks in suite.task_sets.items():
                 print(f"  {set_name:<12} {len(tasks):>3} tasks")
             print(f"  tasks: {' '.join(suite.tasks)}")
+        return
+    if name == "policy set-spec":
+        if len(args) != 2:
+            raise PolyactError(f"usage: {PLAIN_COMMANDS[name]}")
+        from polyact.deploy.policy import set_policy_spec
+
+        print(f"wrote {set_policy_spec(*args)}")
         return
     if len(args) != 1:
         raise PolyactError(f"usage: {PLAIN_COMMANDS[name]}")
