@@ -121,8 +121,9 @@ class TemporalEnsemble:
 
 
 class ChunkRunner:
-    """A chunking policy run over time in N slots (environments or robots): the one implementation that
-    evaluation (eval/trained.py) and the policy server (deploy/policy.py) both use.
+    """A chunking policy run over time in N slots (environments or robots): the one implementation of it.
+    Evaluation (eval/trained.py) runs policies through it; the policy server (deploy/policy.py), whose
+    clients keep their own histories, calls its forward pass `plan_chunks` directly.
 
     Per slot it keeps the last h observations (padded like training windows at an episode's start), the
     executor's action queue, and a noise generator seeded by the episode's seed, so that a sampling
