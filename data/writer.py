@@ -43,6 +43,7 @@ from polyact.data.recovery import reconcile
 from polyact.data.stats import episode_stats, merge_into, stats_to_dict
 from polyact.data.validate import check_episode, check_schema
 from polyact.errors import DatasetError
+from polyact.faults import fault_point
 
 _IMAGE_NAMES = itertools.count()
 _IMAGE_BLOCK = 1 << 20  # growth step of the in-memory file: small steps make building it quadratic
@@ -151,6 +152,7 @@ class DatasetWriter:
             write_bytes_atomic(final, image, tmp=final.with_name(f".{final.name}.tmp"))
         except OSError as e:
             raise self._failure(e, index) from e
+        fault_point("data.episode_file_committed")
 
         record = EpisodeRecord(
             index=index,
@@ -176,6 +178,7 @@ class DatasetWriter:
                     final.unlink()
                     fsync_dir(final.parent)
                 raise self._failure(e, index) from e
+        fault_point("data.episode_committed")
         return index
 
     def _failure(self, e: OSError, index: int) -> DatasetError:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from polyact.errors import DatasetError
+from polyact.faults import fault_point
 from polyact.runs import claim_run_dir
 
 EPISODES_FILE = "episodes.jsonl"
@@ -99,6 +100,7 @@ class EpisodeStore:
         self._file.flush()
         os.fsync(self._file.fileno())
         self.results[key] = result
+        fault_point("eval.episode_recorded")
 
     def close(self) -> None:
         self._file.close()

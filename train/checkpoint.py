@@ -31,6 +31,7 @@ from torch.distributed.checkpoint.state_dict import (
 
 from polyact.atomic import replace_dir_atomic, write_text_atomic
 from polyact.errors import PolyactError
+from polyact.faults import fault_point
 from polyact.train.distributed import Dist, barrier
 
 FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
@@ -102,8 +103,10 @@ def save_checkpoint(
             "sampler": sampler_state,
         }
         torch.save(trainer, tmp / "trainer.pt")
+        fault_point("train.checkpoint_before_rename")
         replace_dir_atomic(tmp, final)
         write_text_atomic(checkpoint_dir(out) / LATEST, name + "\n")
+        fault_point("train.checkpoint_saved")
         for old in sorted(checkpoint_dir(out).glob("step_*"))[:-keep]:
             shutil.rmtree(old, ignore_errors=True)
     barrier(d)

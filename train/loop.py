@@ -27,6 +27,7 @@ from polyact.data import EpisodeDataset
 from polyact.data.sampler import TaskBalancedSampler
 from polyact.data.windows import WindowDataset, collate_windows
 from polyact.errors import ConfigError, PolyactError
+from polyact.faults import fault_point
 from polyact.policies import VLAPolicy, build_policy
 from polyact.policies.heads import head_class
 from polyact.runs import claim_run_dir
@@ -244,6 +245,7 @@ def _train(cfg: TrainConfig, d: Dist) -> Path:
                     d,
                     cfg.keep_checkpoints,
                 )
+            fault_point("train.step_done")
             if out_of_time:
                 if d.is_main:
                     tqdm.write(f"stopping at step {step}: max_minutes={cfg.max_minutes} reached")

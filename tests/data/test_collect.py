@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
-import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from polyact.data import EpisodeDataset
 from polyact.envs.config import EVAL_SEED_BASE, EnvConfig
 from polyact.envs.registry import make_env, make_expert
 from polyact.errors import ConfigError
+from polyact.faults import ENV as FAULT_ENV
 
 SMALL = ["env.height=32", "env.width=32", "workers=2", "progress=false"]
 
@@ -59,44 +61,57 @@ def test_collect_keeps_the_first_successful_seeds_of_each_task(tmp_path):
     assert "reach-v3" in report.table()
 
 
-def _committed(path: Path) -> int:
-    try:
-        return len(json.loads((path / "meta.json").read_text())["episodes"])
-    except (OSError, ValueError, KeyError):
-        return 0
+def _killed_cli(args: list[str], log: Path, fault: str) -> tuple[int, str]:
+    """`polyact ARGS` killed at `fault` (polyact.faults); its exit status and output. Its workers, which
+    outlive a parent killed by SIGKILL, are killed with it."""
+    env = {k: v for k, v in os.environ.items() if k != FAULT_ENV} | {FAULT_ENV: fault}
+    with open(log, "w") as out:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "polyact.cli", *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=env,
+        )
+        status = child.wait()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(child.pid, signal.SIGKILL)
+    return status, log.read_text()
 
 
 @pytest.mark.slow
-def test_collection_killed_with_sigkill_resumes_where_it_stopped(tmp_path):
+@pytest.mark.parametrize(
+    ("fault", "listed"),
+    [
+        ("data.episode_committed:4", 4),  # right after the 4th commit
+        ("data.episode_file_committed:4", 3),  # the 4th episode's file is in place, the manifest lists 3
+    ],
+)
+def test_collection_killed_with_sigkill_resumes_where_it_stopped(tmp_path, fault, listed):
     out = tmp_path / "ds"
     args = ["collect", *SMALL, "env.tasks=MT10", "episodes_per_task=2", f"out={out}"]
-    child = subprocess.Popen(
-        [sys.executable, "-m", "polyact.cli", *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 300
-    while _committed(out) < 4 and child.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    os.killpg(child.pid, signal.SIGKILL)  # the collector and its workers, mid-collection
-    child.wait()
-    before = EpisodeDataset(out)
+    status, output = _killed_cli(args, tmp_path / "killed.log", fault)
+    assert status == -signal.SIGKILL, output
+    assert len(json.loads((out / "meta.json").read_text())["episodes"]) == listed
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        before = EpisodeDataset(out)
+    assert len(caught) == len(before.repairs) == 4 - listed  # a file the manifest missed is added back
     kept_before = [(e.task, e.seed) for e in before.episodes]
-    assert 4 <= len(kept_before) < 20
+    assert len(kept_before) == 4
 
     resumed = polyact(*args)
     assert resumed.returncode == 0, resumed.stderr
     after = EpisodeDataset(out)
     pairs = [(e.task, e.seed) for e in after.episodes]
-    assert pairs[: len(kept_before)] == kept_before  # nothing committed before the kill was lost or redone
+    assert pairs[:4] == kept_before  # nothing committed before the kill was lost or redone
     assert len(pairs) == len(set(pairs)) == 20
     by_task: dict[str, list[int]] = {}
     for task, seed in pairs:
         by_task.setdefault(task, []).append(seed)
     # the MT10 experts succeed from seeds 0 and 1, so an uninterrupted run keeps exactly those
     assert by_task == {task: [0, 1] for task in by_task} and len(by_task) == 10
-    assert after.verify() == []
+    assert after.verify() == [] and after.repairs == []
     assert "expert success" in resumed.stdout
 
 

@@ -3,12 +3,12 @@ DDP and FSDP over gloo equal a single process, and divergence stops with the ste
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +21,7 @@ from polyact.data import EpisodeDataset
 from polyact.data.windows import WindowDataset, collate_windows
 from polyact.envs import EVAL_SEED_BASE, EnvConfig, make_env
 from polyact.errors import ConfigError
+from polyact.faults import ENV as FAULT_ENV
 from polyact.policies import ChunkRunner, VLAPolicy
 from polyact.train import TrainConfig, TrainingDivergedError, train
 from polyact.train.checkpoint import latest_checkpoint
@@ -104,32 +105,56 @@ def test_saved_policy_reproduces_the_trained_model(metaworld_dataset, tmp_path):
     assert np.array_equal(policy.predict_chunk(batch), again.predict_chunk(batch))
 
 
-def _run_cli(args: list[str], **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "polyact.cli", "train", *args], start_new_session=True, **kwargs)
+def _train_cli(args: list[str], log: Path, fault: str | None = None) -> tuple[int, str]:
+    """`polyact train`, killed at `fault` if given (polyact.faults); its exit status and output.
+
+    Whatever it left running (a DataLoader worker outlives a trainer killed by SIGKILL) is killed with it."""
+    env = {k: v for k, v in os.environ.items() if k != FAULT_ENV} | ({FAULT_ENV: fault} if fault else {})
+    command = [sys.executable, "-m", "polyact.cli", "train", *args]
+    with open(log, "w") as out:
+        child = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env)
+        status = child.wait()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(child.pid, signal.SIGKILL)
+    return status, log.read_text()
+
+
+def resumable(dataset: Path, out: Path) -> list[str]:
+    return overrides(dataset, out, "steps=12", "checkpoint_every=4", "num_workers=1")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_losses(metaworld_dataset, tmp_path_factory) -> dict[int, float]:
+    out = tmp_path_factory.mktemp("uninterrupted")
+    status, output = _train_cli(resumable(metaworld_dataset, out / "run"), out / "train.log")
+    assert status == 0, output
+    return losses(out / "run")
 
 
 @pytest.mark.slow
-def test_killed_run_resumes_with_the_same_losses(metaworld_dataset, tmp_path):
-    args = lambda out: overrides(metaworld_dataset, out, "steps=12", "checkpoint_every=4", "num_workers=1")  # noqa: E731
-    whole = tmp_path / "whole"
-    assert _run_cli(args(whole)).wait() == 0
-    killed = tmp_path / "killed"
-    child = _run_cli(args(killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and child.poll() is None:
-        if (killed / "metrics.jsonl").exists() and len(losses(killed)) >= 6:
-            break
-        time.sleep(0.02)
-    os.killpg(child.pid, signal.SIGKILL)
-    child.wait()
-    assert latest_checkpoint(killed).name == "step_00000004"
-    resumed = _run_cli(args(killed), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    output = resumed.communicate()[0]
-    assert resumed.returncode == 0, output
-    assert "resumed from" in output and "at step 4" in output
-    reference, after = losses(whole), losses(killed)  # the resumed run appends steps 5.. again
-    for step in range(5, 13):
-        assert after[step] == pytest.approx(reference[step], rel=1e-6, abs=1e-7), step
+@pytest.mark.parametrize(
+    ("fault", "logged", "resumes_at", "torn"),
+    [
+        ("train.step_done:6", 6, 4, []),  # between checkpoints: steps 5 and 6 are redone
+        ("train.checkpoint_before_rename:2", 8, 4, [".step_00000008.tmp"]),  # step 8's, written, not in place
+        ("train.checkpoint_saved:2", 8, 8, []),  # step 8's checkpoint is in place and named
+    ],
+)
+def test_killed_run_resumes_with_the_same_losses(
+    metaworld_dataset, uninterrupted_losses, tmp_path, fault, logged, resumes_at, torn
+):
+    out = tmp_path / "run"
+    status, output = _train_cli(resumable(metaworld_dataset, out), tmp_path / "killed.log", fault)
+    assert status == -signal.SIGKILL, output
+    assert latest_checkpoint(out).name == f"step_{resumes_at:08d}"
+    assert [p.name for p in (out / "checkpoints").glob(".*")] == torn
+    assert losses(out) == pytest.approx({s: uninterrupted_losses[s] for s in range(1, logged + 1)}, rel=1e-6, abs=1e-7)
+
+    status, output = _train_cli(resumable(metaworld_dataset, out), tmp_path / "resumed.log")  # the same command
+    assert status == 0, output
+    assert f"at step {resumes_at}" in output
+    assert losses(out) == pytest.approx(uninterrupted_losses, rel=1e-6, abs=1e-7)  # the redone steps' lines last
+    assert latest_checkpoint(out).name == "step_00000012" and not list((out / "checkpoints").glob(".*"))
 
 
 @pytest.mark.slow
