@@ -80,15 +80,6 @@ def any_rank(flag: bool, d: Dist) -> bool:
     return bool(t.item())
 
 
-def mean_over_ranks(value: float, d: Dist) -> float:
-    """The mean of a per-rank number (the logged loss is the global batch's)."""
-    if not d.enabled:
-        return value
-    t = torch.tensor([value], device=d.device, dtype=torch.float64)
-    dist.all_reduce(t)
-    return float(t.item()) / d.world_size
-
-
 def barrier(d: Dist) -> None:
     if d.enabled:
         dist.barrier()

@@ -33,8 +33,9 @@ from polyact.policies.heads import head_class
 from polyact.runs import claim_run_dir
 from polyact.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, write_policy
 from polyact.train.config import TrainConfig
-from polyact.train.distributed import Dist, any_rank, mean_over_ranks, setup, teardown, wrap
+from polyact.train.distributed import Dist, any_rank, setup, teardown, wrap
 from polyact.train.ema import EMA
+from polyact.train.window import TrainingWindow
 
 
 class TrainingDivergedError(PolyactError):
@@ -171,9 +172,11 @@ def _train(cfg: TrainConfig, d: Dist) -> Path:
         tqdm.write(f"resumed from {resume} at step {start}")
 
     # --- the loop -----------------------------------------------------------------------------------
+    # No step waits for the device: losses, gradient norms and divergence are kept there (TrainingWindow)
+    # and read at each log or checkpoint step, before anything is logged or written.
     generator = torch.Generator(d.device)
     began = window_start = time.monotonic()
-    window_losses: list[float] = []
+    window = TrainingWindow(d.device)
     iterator = iter(loader)
     step = start
     last_checkpoint = resume
@@ -190,37 +193,38 @@ def _train(cfg: TrainConfig, d: Dist) -> Path:
             generator.manual_seed(seed)
             with autocast:
                 loss, metrics = forward(batch, generator=generator)
-            loss_value = float(loss.detach())
             optimizer.zero_grad(set_to_none=True)
-            diverged = not math.isfinite(loss_value)
-            grad_norm = float("nan")
-            if not any_rank(diverged, d):
-                loss.backward()
-                grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip or math.inf))
-                diverged = not math.isfinite(grad_norm)
-            if any_rank(diverged, d):
-                where = f"the last good checkpoint is {last_checkpoint}" if last_checkpoint else "no checkpoint yet"
-                raise TrainingDivergedError(
-                    f"training diverged at step {step + 1}: loss {loss_value}, gradient norm {grad_norm}; {where}. "
-                    "Lower optim.lr or check the dataset's statistics (polyact data info)"
-                )
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip or math.inf)
             optimizer.step()
             scheduler.step()
             if ema is not None:
                 ema.update()
             step += 1
-            window_losses.append(mean_over_ranks(loss_value, d))
+            window.add(step, loss, grad_norm)
             bar.update(1)
 
-            if step % cfg.log_every == 0 or step == cfg.steps:
+            log_now = step % cfg.log_every == 0 or step == cfg.steps
+            if not (log_now or step % cfg.checkpoint_every == 0):
+                fault_point("train.step_done")
+                continue
+            reading = window.read(d)
+            if reading.first_bad_step is not None:
+                where = f"the last good checkpoint is {last_checkpoint}" if last_checkpoint else "no checkpoint yet"
+                raise TrainingDivergedError(
+                    f"training diverged at step {reading.first_bad_step}: a non-finite loss or gradient norm "
+                    f"(last gradient norm {reading.grad_norm}); {where}. Lower optim.lr or check the "
+                    "dataset's statistics (polyact data info)"
+                )
+            if log_now:
                 elapsed = time.monotonic() - window_start
                 record = {
                     **{f"head/{k}": float(v) for k, v in metrics.items()},  # this rank's last batch
                     "step": step,
-                    "loss": float(np.mean(window_losses)),
+                    "loss": reading.mean_loss,
                     "lr": scheduler.get_last_lr()[0],
-                    "grad_norm": grad_norm,
-                    "samples_per_s": len(window_losses) * cfg.batch_size / max(elapsed, 1e-9),
+                    "grad_norm": reading.grad_norm,
+                    "samples_per_s": reading.steps * cfg.batch_size / max(elapsed, 1e-9),
                 }
                 if d.is_main:
                     for key, value in record.items():
@@ -229,7 +233,7 @@ def _train(cfg: TrainConfig, d: Dist) -> Path:
                     metrics_file.write(json.dumps(record) + "\n")
                     metrics_file.flush()
                 bar.set_postfix(loss=f"{record['loss']:.4f}", samples_s=f"{record['samples_per_s']:.0f}")
-                window_losses, window_start = [], time.monotonic()
+                window_start = time.monotonic()
 
             out_of_time = any_rank(cfg.max_minutes > 0 and time.monotonic() - began > 60 * cfg.max_minutes, d)
             if step % cfg.checkpoint_every == 0 or step == cfg.steps or out_of_time:
