@@ -253,7 +253,17 @@ def check_compatible(req: PolicyRequirements | None, spec: EnvSpec, policy_name:
         )
     if req.state_dim != len(spec.state_names):
         problems.append(f"it reads a {req.state_dim}-D state but {spec.suite} gives {len(spec.state_names)}-D")
-    if req.goal_dim != len(spec.goal_names):
+    if req.goal_dim and not spec.goal_names:
+        problems.append(
+            f"it reads the {req.goal_dim}-D goal (privileged-goal protocol) but the environment withholds it "
+            "(set env.goal=true, or train a goal-free policy: env.goal=false when collecting, or policy.goal=false)"
+        )
+    elif spec.goal_names and not req.goal_dim:
+        problems.append(
+            f"it was trained without the goal (goal-free protocol) but the environment gives a "
+            f"{len(spec.goal_names)}-D goal (set env.goal=false)"
+        )
+    elif req.goal_dim != len(spec.goal_names):
         problems.append(f"it reads a {req.goal_dim}-D goal but {spec.suite} gives {len(spec.goal_names)}-D")
     if req.image_size is not None and spec.cameras:
         size = (spec.cameras[0].height, spec.cameras[0].width)

@@ -7,6 +7,7 @@ A suite subclasses `PolyactEnv`, builds its MuJoCo model, and implements `_reset
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Mapping
 from typing import Any
 
 import gymnasium as gym
@@ -43,7 +44,10 @@ class PolyactEnv(gym.Env):
         model: mujoco.MjModel,
         data: mujoco.MjData,
         quality: Quality,
+        camera_sources: Mapping[str, str] | None = None,
     ):
+        """`camera_sources` maps a contract camera name to the model camera that renders it, for a suite
+        that offers a model camera moved under another name."""
         self.contract = contract
         self.task = task
         self.model, self.data = model, data
@@ -58,10 +62,11 @@ class PolyactEnv(gym.Env):
         self._cam_ids = {}
         valid = [model.camera(i).name for i in range(model.ncam)]
         for cam in contract.camera_names:
-            if cam not in valid:
+            source = (camera_sources or {}).get(cam, cam)
+            if source not in valid:
                 self._renderer.close()
                 raise unknown_name("camera", cam, valid)
-            self._cam_ids[cam] = valid.index(cam)
+            self._cam_ids[cam] = valid.index(source)
         self._intrinsics = {
             cam.name: intrinsics_from_fovy(float(model.cam_fovy[self._cam_ids[cam.name]]), cam.height, cam.width)
             for cam in contract.cameras

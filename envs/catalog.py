@@ -69,7 +69,7 @@ METAWORLD = SuiteInfo(
         "ML45-test": ("bin-picking-v3", "box-close-v3", "hand-insert-v3", "door-lock-v3", "door-unlock-v3"),
     },
     tasks=_MT50,
-    cameras=("corner", "corner2", "corner3", "corner4", "topview", "behindGripper", "gripperPOV"),
+    cameras=("corner", "corner2", "corner3", "corner4", "topview", "behindGripper", "gripperPOV", "corner2_lerobot"),
 )  # fmt: skip
 
 _RLB_TRAIN = (

@@ -19,6 +19,11 @@ class EnvConfig:
     `tasks` names a task set of a suite (`MT10`, `MT50`, `ML10-train`, `ML45-test`, ... for Meta-World)
     or a single task (`reach-v3`); `polyact tasks` lists them all (envs/catalog.py). Empty `cameras` or
     a zero `max_episode_steps` mean the suite's default.
+
+    `goal` puts the task's goal vector in every observation (`goal`, Meta-World's target position). It is
+    privileged: for drawers, doors and windows it is a fixed offset from the object, so it gives the
+    object's position away. `goal=false` withholds it (cameras + proprioception only), as the published
+    image-based Meta-World results do (docs/eval.md); a dataset, and a policy trained on it, record which.
     """
 
     tasks: str = "MT10"
@@ -28,6 +33,7 @@ class EnvConfig:
     render_quality: str = "fast"
     max_episode_steps: int = 0
     action_mode: str = "default"
+    goal: bool = True  # observe the privileged goal vector; false: cameras + proprioception only
 
     def __post_init__(self) -> None:
         suite, _ = resolve_tasks(self.tasks)

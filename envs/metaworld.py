@@ -4,8 +4,10 @@ What this adds to metaworld's own environments:
 - seeding that holds: metaworld ignores `reset(seed=)` (its tracker, #555) and draws goal positions from
   the global numpy RNG; here `reset(seed=s)` seeds the task's own generator, so the same seed gives
   the same initial state and first frame in any process;
-- the goal position in every observation (`goal`): success depends on it and it is an invisible or
-  pixel-sized site, so the contract requires it (metaworld's MT benchmarks observe it too);
+- the goal position in observations (`goal`) unless `env.goal=false`: success depends on it and it is an
+  invisible or pixel-sized site (metaworld's MT benchmarks observe it too), but it is privileged, and the
+  published image-based results withhold it;
+- `corner2_lerobot`, corner2 where LeRobot's MetaWorld environment places it (docs/eval.md);
 - upright images: metaworld's `corner*` cameras render upside down under MuJoCo 3; they are rolled
   180 degrees about their optical axis in the model, so images and extrinsics stay consistent;
 - fast offscreen RGB-D rendering (see rendering.py) and explicit closing of GL contexts.
@@ -27,7 +29,7 @@ from polyact.envs.base import PolyactEnv
 from polyact.envs.config import EnvConfig
 from polyact.envs.metaworld_instructions import INSTRUCTIONS
 from polyact.envs.registry import Suite
-from polyact.errors import unknown_name
+from polyact.errors import ConfigError, unknown_name
 
 # envs/catalog.py repeats these names and CAMERAS for checking configs without metaworld (kept equal by
 # tests/envs/test_catalog.py)
@@ -40,7 +42,10 @@ TASK_SETS: dict[str, tuple[str, ...]] = {
     "ML45-train": tuple(ML45_V3["train"]),
     "ML45-test": tuple(ML45_V3["test"]),
 }
-CAMERAS = ("corner", "corner2", "corner3", "corner4", "topview", "behindGripper", "gripperPOV")
+CAMERAS = ("corner", "corner2", "corner3", "corner4", "topview", "behindGripper", "gripperPOV", "corner2_lerobot")
+# LeRobot's MetaWorld environment (the published SmolVLA, pi0 and Evo-1 numbers) moves corner2 closer to the
+# table (huggingface/lerobot src/lerobot/envs/metaworld.py:155); `corner2_lerobot` is that camera.
+LEROBOT_CORNER2_POSITION = (0.75, 0.075, 0.7)
 DEFAULT_CAMERAS = ("corner",)
 _UPSIDE_DOWN_CAMERAS = ("corner", "corner2", "corner3", "corner4")
 MAX_EPISODE_STEPS = 500
@@ -75,13 +80,15 @@ def metaworld_spec(task: str, cfg: EnvConfig, control_hz: float) -> EnvSpec:
         tasks=(task,),
         cameras=tuple(CameraSpec(c, cfg.height, cfg.width) for c in cameras),
         state_names=STATE_NAMES,
-        goal_names=GOAL_NAMES,
+        goal_names=GOAL_NAMES if cfg.goal else (),
         action=ACTION,
         control_hz=control_hz,
         max_episode_steps=cfg.max_episode_steps or MAX_EPISODE_STEPS,
         notes={
             "state": "end-effector (hand) position in metres, world frame; gripper opening in [0, 1] (1 = open)",
-            "goal": "the task's goal position in metres, world frame (a hidden or pixel-sized site)",
+            "goal": "the task's goal position in metres, world frame (a hidden or pixel-sized site)"
+            if cfg.goal
+            else "withheld (env.goal=false): the policy sees the cameras and the 4-D hand state only",
         },
     )
 
@@ -106,11 +113,19 @@ class MetaWorldEnv(PolyactEnv):
         mw.max_path_length = spec.max_episode_steps
         for cam in _UPSIDE_DOWN_CAMERAS:
             _roll_camera_180(mw.model, cam)
+        sources = {}
+        if "corner2_lerobot" in spec.camera_names:
+            if "corner2" in spec.camera_names:
+                raise ConfigError("corner2_lerobot is corner2 moved (LeRobot's placement): use one of them, not both")
+            mw.model.cam_pos[mujoco.mj_name2id(mw.model, mujoco.mjtObj.mjOBJ_CAMERA, "corner2")] = (
+                LEROBOT_CORNER2_POSITION
+            )
+            sources["corner2_lerobot"] = "corner2"
         self._mw = mw
         self._mw_obs = np.zeros(39)
         self._mw_info: dict[str, Any] = {}
         self._mw_reward = 0.0
-        super().__init__(spec, task, mw.model, mw.data, cfg.render_quality)
+        super().__init__(spec, task, mw.model, mw.data, cfg.render_quality, camera_sources=sources)
 
     def _reset_sim(self, seed: int, options: dict[str, Any]) -> str:
         mw = self._mw

@@ -209,7 +209,8 @@ class PolicyConfig:
     image_width: int = 0
     action_dim: int = 0
     state_dim: int = 0
-    goal_dim: int = 0  # 0: the environment has no goal vector
+    goal_dim: int = 0  # 0: the environment has no goal vector, or `goal` is false
+    goal: bool = True  # read the environment's goal vector when it has one; false: a goal-free policy
     history: int = 1  # observation steps h the policy sees
     chunk: int = 8  # actions H predicted per call
     replan_every: int = 4  # actions k executed per chunk under receding-horizon execution

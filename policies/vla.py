@@ -21,6 +21,7 @@ Normalisation (statistics as buffers) and the head's fits live inside the module
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -237,9 +238,13 @@ def build_policy(
     spec's; resolution, action/state/goal sizes), the word vocabulary from the training `instructions`,
     loads the statistics (a missing one raises) and, for a head that fits to data (the adaptive grid), fits
     it on `action_samples`, raw actions (N, A). The policy keeps `spec`, so its checkpoint describes the
-    environment it acts in.
+    environment it acts in. With `config.goal` false the policy ignores the spec's goal vector, and the
+    spec it keeps has none, so it is evaluated and served only where the goal is withheld.
     """
     cfg = copy.deepcopy(config)
+    if not cfg.goal and spec.goal_names:  # a goal-free policy acts in the spec without the goal
+        notes = {k: v for k, v in spec.notes.items() if k != "goal"}
+        spec = dataclasses.replace(spec, goal_names=(), notes=notes)
     for cam in cfg.cameras:
         if cam not in spec.camera_names:
             raise unknown_name("camera", cam, spec.camera_names)

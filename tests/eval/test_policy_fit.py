@@ -40,7 +40,27 @@ def test_state_goal_and_image_size_mismatches_are_all_listed():
         check_compatible(req, SPEC, "policy 'ckpt'")
     message = str(err.value)
     assert message.startswith("policy 'ckpt' does not fit metaworld task reach-v3")
-    assert "9-D state" in message and "0-D goal" in message and "env.height=128 env.width=128" in message
+    assert "9-D state" in message and "trained without the goal" in message
+    assert "env.height=128 env.width=128" in message
+
+
+def test_the_goal_protocols_refuse_each_other():
+    goal_free_env = metaworld_spec("reach-v3", EnvConfig(tasks="MT10", height=64, width=64, goal=False), 80.0)
+    with pytest.raises(ContractError, match="reads the 3-D goal .privileged-goal protocol.*set env.goal=true"):
+        check_compatible(FITS, goal_free_env)
+    goal_free_policy = PolicyRequirements(("corner",), 4, 4, goal_dim=0, image_size=(64, 64))
+    with pytest.raises(ContractError, match="trained without the goal .goal-free protocol.*set env.goal=false"):
+        check_compatible(goal_free_policy, SPEC)
+    check_compatible(goal_free_policy, goal_free_env)
+
+
+def test_the_lerobot_protocol_names_every_setting_it_needs():
+    with pytest.raises(ConfigError, match=r"env.goal=false.*env.cameras=\[corner2_lerobot\].*max_episode_steps"):
+        EvalConfig(protocol="lerobot", env=EnvConfig(tasks="MT10", max_episode_steps=400))
+    with pytest.raises(ConfigError, match="needs Meta-World tasks"):
+        EvalConfig(protocol="lerobot", env=EnvConfig(tasks="RLB12"))
+    cfg = EvalConfig(protocol="lerobot", env=EnvConfig(tasks="MT10", cameras=["corner2_lerobot"], goal=False))
+    assert cfg.observation.startswith("goal-free") and EvalConfig().observation.startswith("privileged goal")
 
 
 class MisfitPolicy(ExpertPolicy):
