@@ -11,8 +11,10 @@ from polyact.envs.registry import resolve_tasks
 from polyact.errors import ConfigError, unknown_name
 from polyact.policies.config import EXECUTIONS
 
-PROTOCOLS = ("seeds", "metaworld_goals")
+PROTOCOLS = ("seeds", "metaworld_goals", "lerobot")
 OFFICIAL_GOALS_PER_TASK = 50  # metaworld's benchmarks give each task 50 goal configurations
+LEROBOT_CAMERAS = ["corner2_lerobot"]  # LeRobot's one camera: corner2 moved (envs/metaworld.py)
+LEROBOT_EPISODE_STEPS = 500  # lerobot src/lerobot/envs/metaworld.py:104 (max_path_length)
 
 
 @dataclass
@@ -23,8 +25,11 @@ class EvalConfig:
     task set and split (MT10, MT50, ML10-train, ML45-test, a single task, ...; `polyact tasks` lists them).
     Episode i of every task starts from seed EVAL_SEED_BASE + i (`protocol=seeds`), or, with
     `protocol=metaworld_goals`, from goal configuration i of `metaworld.MT1(task, seed=goal_seed)`
-    (metaworld's own 50 per task). `out` ('' = evals/<policy>-<tasks>-<protocol>) collects
-    results.json/.md/.png, videos/ and episodes.jsonl; rerunning the same command resumes there.
+    (metaworld's own 50 per task). `protocol=lerobot` is LeRobot's MetaWorld evaluation, the one behind
+    the published SmolVLA, pi0 and Evo-1 numbers: it needs env.goal=false env.cameras=[corner2_lerobot],
+    runs 500 steps and starts episode i from seed 1000 + i (docs/eval.md says where each point comes
+    from). `out` ('' = evals/<policy>-<tasks>-<protocol>) collects results.json/.md/.png, videos/ and
+    episodes.jsonl; rerunning the same command resumes there.
     """
 
     policy: str = "expert"
@@ -55,8 +60,10 @@ class EvalConfig:
         for task in self.only_tasks:
             if task not in tasks:
                 raise unknown_name(f"task of {self.env.tasks} (only_tasks)", task, tasks)
-        if self.protocol == "metaworld_goals" and suite.name != "metaworld":
-            raise ConfigError(f"protocol=metaworld_goals needs Meta-World tasks; env.tasks={self.env.tasks!r} is not")
+        if self.protocol in ("metaworld_goals", "lerobot") and suite.name != "metaworld":
+            raise ConfigError(f"protocol={self.protocol} needs Meta-World tasks; env.tasks={self.env.tasks!r} is not")
+        if self.protocol == "lerobot":
+            self._check_lerobot_env()
         if self.workers < 0:
             raise ConfigError(f"workers must be >= 0 (0 = one per CPU core), got {self.workers}")
         if self.execution and self.execution not in EXECUTIONS:
@@ -65,6 +72,25 @@ class EvalConfig:
             raise ConfigError(
                 "execution applies to chunk-predicting checkpoints; the scripted experts act step by step"
             )
+
+    def _check_lerobot_env(self) -> None:
+        """LeRobot's observation is one corner2_lerobot image and the 4-D hand state, without the goal."""
+        wrong = []
+        if self.env.goal:
+            wrong.append("env.goal=false (LeRobot withholds the goal)")
+        if list(self.env.cameras) != LEROBOT_CAMERAS:
+            wrong.append(f"env.cameras=[corner2_lerobot] (got {list(self.env.cameras) or 'the default'})")
+        if self.env.max_episode_steps not in (0, LEROBOT_EPISODE_STEPS):
+            wrong.append(f"env.max_episode_steps=0 or {LEROBOT_EPISODE_STEPS} (got {self.env.max_episode_steps})")
+        if wrong:
+            raise ConfigError("protocol=lerobot (LeRobot's MetaWorld evaluation) needs " + ", ".join(wrong))
+
+    @property
+    def observation(self) -> str:
+        """What the policy is given, for every results table."""
+        if self.env.goal:
+            return "privileged goal (the goal vector is in the observation)"
+        return "goal-free (cameras and proprioception only)"
 
     @property
     def tasks(self) -> tuple[str, ...]:

@@ -2,7 +2,9 @@
 
 Seeds are fixed and disjoint from training: episode i of every task starts from seed
 EVAL_SEED_BASE + i, and demonstrations are collected below EVAL_SEED_BASE (polyact collect refuses
-higher seeds). `check_disjoint` verifies that for a given dataset.
+higher seeds). Under `protocol=lerobot` episode i starts from LeRobot's seed 1000 + i instead (its
+`EvalPipelineConfig.seed`); `check_disjoint` verifies for a given dataset that no evaluation episode
+starts where a demonstration did.
 """
 
 from __future__ import annotations
@@ -33,8 +35,12 @@ class EpisodeJob:
         return options
 
 
-def eval_seed(index: int) -> int:
-    return EVAL_SEED_BASE + index
+LEROBOT_FIRST_SEED = 1000  # lerobot src/lerobot/configs/eval.py:39; seeds run on, lerobot_eval.py:531-532
+
+
+def eval_seed(index: int, protocol: str = "seeds") -> int:
+    """The seed episode `index` of every task starts from."""
+    return (LEROBOT_FIRST_SEED if protocol == "lerobot" else EVAL_SEED_BASE) + index
 
 
 def official_goal_vectors(task: str, seed: int) -> np.ndarray:
@@ -59,18 +65,18 @@ def plan_jobs(
         goals = official_goal_vectors(task, goal_seed) if protocol == "metaworld_goals" else None
         for i in todo:
             goal = tuple(float(x) for x in goals[i]) if goals is not None else None
-            jobs.append(EpisodeJob(task, i, eval_seed(i), goal))
+            jobs.append(EpisodeJob(task, i, eval_seed(i, protocol), goal))
     return jobs
 
 
-def check_disjoint(dataset_path: str, tasks: Iterable[str], episodes_per_task: int) -> None:
+def check_disjoint(dataset_path: str, tasks: Iterable[str], episodes_per_task: int, protocol: str = "seeds") -> None:
     """Raise ConfigError if the dataset holds an episode of an evaluated task with an evaluation seed.
 
     Seeds are compared per task: the same seed of another task is another initial state.
     """
     from polyact.data import open_dataset
 
-    eval_seeds = {eval_seed(i) for i in range(episodes_per_task)}
+    eval_seeds = {eval_seed(i, protocol) for i in range(episodes_per_task)}
     tasks = set(tasks)
     with open_dataset(dataset_path) as ds:
         clashes = sorted((e.task, e.seed) for e in ds.episodes if e.task in tasks and e.seed in eval_seeds)
@@ -78,7 +84,7 @@ def check_disjoint(dataset_path: str, tasks: Iterable[str], episodes_per_task: i
         shown = ", ".join(f"{t} seed {s}" for t, s in clashes[:10])
         raise ConfigError(
             f"train_dataset {dataset_path} holds {len(clashes)} episode(s) that evaluation would start from "
-            f"({shown}{', ...' if len(clashes) > 10 else ''}): evaluation seeds are {EVAL_SEED_BASE}.."
-            f"{EVAL_SEED_BASE + episodes_per_task - 1}, so results would measure memorisation. "
-            f"Collect demonstrations with seeds below {EVAL_SEED_BASE}"
+            f"({shown}{', ...' if len(clashes) > 10 else ''}): evaluation seeds are {eval_seed(0, protocol)}.."
+            f"{eval_seed(episodes_per_task - 1, protocol)}, so results would measure memorisation. "
+            f"Collect demonstrations with other seeds"
         )

@@ -69,7 +69,8 @@ def markdown(data: dict[str, Any]) -> str:
         f"# {data['policy']} on {data['tasks']}",
         "",
         (f"tasks: {', '.join(data['only_tasks'])}; " if data["only_tasks"] else "")
-        + f"protocol `{data['protocol']}` ({data['seeds']}), {data['episodes_per_task']} episodes per task, "
+        + f"protocol `{data['protocol']}` ({data['seeds']}), {data.get('observation', 'privileged goal')}, "
+        f"{data['episodes_per_task']} episodes per task, "
         f"env `{data['env']}`; {data['date']}, {data['machine']}",
         "",
         "| task | success | 95% CI | successes | mean length |",

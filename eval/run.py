@@ -18,11 +18,11 @@ import numpy as np
 from tqdm import tqdm
 
 from polyact.contract import EnvSpec, check_compatible
-from polyact.envs.config import EVAL_SEED_BASE, EnvConfig
+from polyact.envs.config import EnvConfig
 from polyact.envs.registry import make_env, resolve_tasks
 from polyact.envs.vector import vector_env
 from polyact.eval.config import EvalConfig
-from polyact.eval.episodes import EpisodeJob, check_disjoint, plan_jobs
+from polyact.eval.episodes import EpisodeJob, check_disjoint, eval_seed, plan_jobs
 from polyact.eval.groups import task_groups
 from polyact.eval.policy import BatchPolicy, ExpertPolicy
 from polyact.eval.results import markdown, write_results
@@ -56,7 +56,7 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     suite = resolve_tasks(cfg.env.tasks)[0]
     tasks = cfg.tasks
     if cfg.train_dataset:
-        check_disjoint(cfg.train_dataset, tasks, cfg.episodes_per_task)
+        check_disjoint(cfg.train_dataset, tasks, cfg.episodes_per_task, cfg.protocol)
     workers = cfg.workers or os.cpu_count() or 1
     policy = policy_for_eval(cfg, workers)
     spec = probe_spec(tasks[0], cfg.env)
@@ -87,7 +87,8 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
         "only_tasks": list(cfg.only_tasks),
         "suite": suite.name,
         "protocol": cfg.protocol,
-        "seeds": f"episode i starts from seed {EVAL_SEED_BASE} + i"
+        "observation": cfg.observation,
+        "seeds": f"episode i starts from seed {eval_seed(0, cfg.protocol)} + i"
         + (
             f", goal configuration i of metaworld.MT1(task, seed={cfg.goal_seed})"
             if cfg.protocol == "metaworld_goals"

@@ -33,6 +33,15 @@ def test_seeds_are_fixed_and_above_the_demonstration_range():
     assert all(j.goal_vector is None for j in jobs)
 
 
+def test_lerobot_protocol_starts_episode_i_from_seed_1000_plus_i(tmp_path):
+    jobs = plan_jobs(["push-v3"], 3, "lerobot", 0, done=set())
+    assert [(j.index, j.seed) for j in jobs] == [(0, 1000), (1, 1001), (2, 1002)]
+    make_dataset(tmp_path / "demos", [0, 1001])  # a demonstration at one of LeRobot's seeds
+    check_disjoint(str(tmp_path / "demos"), ["reach-v3"], 1, "lerobot")  # seed 1000 only: disjoint
+    with pytest.raises(ConfigError, match=r"reach-v3 seed 1001.*evaluation seeds are 1000..1002"):
+        check_disjoint(str(tmp_path / "demos"), ["reach-v3"], 3, "lerobot")
+
+
 class GoalRecorder(ExpertPolicy):
     """Notes the goal each episode starts with."""
 
