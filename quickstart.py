@@ -30,11 +30,18 @@ def _cpu_policy() -> PolicyConfig:
 
 @dataclass
 class QuickstartConfig:
-    """`polyact quickstart`: collect, train and evaluate in `out` (demos/, train/, eval/)."""
+    """`polyact quickstart`: collect, train and evaluate in `out` (demos/, train/, eval/).
+
+    By default under `protocol=lerobot` (docs/eval.md): goal-free, LeRobot's corner2 camera, 500-step
+    episodes from seeds 1000 + i, so its table can be set beside published Meta-World numbers.
+    `goal=true protocol=seeds camera=corner` gives the privileged-goal variant of earlier versions.
+    """
 
     out: str = "runs/quickstart"
     tasks: str = "MT10"
-    camera: str = "corner"
+    camera: str = "corner2_lerobot"
+    goal: bool = False  # hand the policy Meta-World's goal position (privileged; not comparable)
+    protocol: str = "lerobot"  # the evaluation protocol (eval/config.py)
     image_size: int = 64
     demos_per_task: int = 30
     policy: PolicyConfig = field(default_factory=_cpu_policy)
@@ -57,6 +64,18 @@ class QuickstartConfig:
             height=self.image_size,
             width=self.image_size,
             max_episode_steps=max_episode_steps,
+            goal=self.goal,
+        )
+
+    def eval_config(self, policy_dir: str) -> EvalConfig:
+        return EvalConfig(
+            policy=policy_dir,
+            env=self.env(self.episode_steps),
+            episodes_per_task=self.eval_episodes_per_task,
+            protocol=self.protocol,
+            workers=self.workers,
+            out=str(Path(self.out) / "eval"),
+            train_dataset=str(Path(self.out) / "demos"),
         )
 
 
@@ -89,16 +108,7 @@ def run(cfg: QuickstartConfig) -> dict:
     timings["train"] = time.monotonic() - started
 
     started = time.monotonic()
-    results = evaluate(
-        EvalConfig(
-            policy=str(policy_dir),
-            env=cfg.env(cfg.episode_steps),
-            episodes_per_task=cfg.eval_episodes_per_task,
-            workers=cfg.workers,
-            out=str(out / "eval"),
-            train_dataset=str(out / "demos"),
-        )
-    )
+    results = evaluate(cfg.eval_config(str(policy_dir)))
     timings["eval"] = time.monotonic() - started
 
     print()

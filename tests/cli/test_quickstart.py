@@ -22,6 +22,8 @@ def test_quickstart_collects_trains_and_evaluates(tmp_path, capsys):
         "batch_size=8",
         "eval_episodes_per_task=2",
         "episode_steps=30",
+        "protocol=seeds",  # the default, lerobot, runs LeRobot's 500 steps
+        "camera=corner",
         "workers=1",
         "policy.size=tiny",
     ]
@@ -34,6 +36,16 @@ def test_quickstart_collects_trains_and_evaluates(tmp_path, capsys):
     # a second run finds every stage done and only reprints
     assert main(args) == 0
     assert "resumed" in capsys.readouterr().out.lower()
+
+
+def test_the_default_quickstart_evaluates_under_lerobots_protocol():
+    from polyact.quickstart import QuickstartConfig
+
+    cfg = QuickstartConfig()
+    evaluation = cfg.eval_config("runs/quickstart/train/policy")  # validated as `polyact eval` would
+    assert evaluation.protocol == "lerobot" and not evaluation.env.goal
+    assert evaluation.env.cameras == ["corner2_lerobot"] and evaluation.observation.startswith("goal-free")
+    assert not cfg.env().goal  # collection records goal-free demonstrations too
 
 
 def test_cli_lists_commands_and_rejects_unknown_ones(capsys):
