@@ -15,13 +15,14 @@ training code, nor the network. No pickle anywhere: JSON and safetensors only.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_model, save_model
 
-from polyact.atomic import write_json_atomic
+from polyact.atomic import replace_dir_atomic, write_json_atomic
 from polyact.contract import EnvSpec
 from polyact.errors import ConfigError
 from polyact.policies.config import PolicyConfig
@@ -36,20 +37,28 @@ FORMAT_VERSION = "1"
 
 
 def save_pretrained(policy, directory: str | Path) -> Path:
-    """Write `policy` (a VLAPolicy) to `directory`; returns it."""
+    """Write `policy` (a VLAPolicy) to `directory`; returns it.
+
+    The files are written into a hidden sibling directory that then replaces `directory` in one rename
+    (polyact/atomic.py), so a crash leaves the old policy or the new one, never a torn mix."""
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    if directory.is_dir() and any(directory.iterdir()) and not (directory / CONFIG_FILE).is_file():
+        raise ConfigError(f"{directory} holds other files and no policy: save the policy into a new directory")
+    tmp = directory.with_name(f".{directory.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
     cfg = policy.config.to_dict()
     if policy.images.pretrained:
-        policy.images.backbone.save_files(directory / VISION_DIR)
+        policy.images.backbone.save_files(tmp / VISION_DIR)
         cfg["vision"]["pretrained_path"] = VISION_DIR
     if policy.text.pretrained:
-        policy.text.backbone.save_files(directory / TEXT_DIR)
+        policy.text.backbone.save_files(tmp / TEXT_DIR)
         cfg["text"]["pretrained_path"] = TEXT_DIR
-    write_json_atomic(directory / CONFIG_FILE, cfg)
+    (tmp / CONFIG_FILE).write_text(json.dumps(cfg, indent=2) + "\n")
     if policy.env_spec is not None:
-        write_json_atomic(directory / ENV_SPEC_FILE, policy.env_spec.to_dict())
-    save_model(policy, str(directory / WEIGHTS_FILE), metadata={"format": FORMAT, "version": FORMAT_VERSION})
+        (tmp / ENV_SPEC_FILE).write_text(json.dumps(policy.env_spec.to_dict(), indent=2) + "\n")
+    save_model(policy, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT, "version": FORMAT_VERSION})
+    replace_dir_atomic(tmp, directory)
     return directory
 
 

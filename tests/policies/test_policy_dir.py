@@ -72,3 +72,18 @@ def test_policy_config_imports_without_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
     assert PolicyConfig(size="tiny").resolved().attention_heads == 2
+
+
+def test_saving_replaces_a_policy_directory_whole_and_leaves_other_directories_alone(tmp_path):
+    first, second = make_policy("l1"), make_policy("flow")
+    first.save_pretrained(tmp_path / "p")
+    (tmp_path / "p" / "stale.txt").write_text("from an older save")
+    second.save_pretrained(tmp_path / "p")
+    assert not (tmp_path / "p" / "stale.txt").exists()  # one rename: nothing of the old directory survives
+    assert VLAPolicy.from_pretrained(tmp_path / "p").config.head.name == "flow"
+    assert [p.name for p in tmp_path.iterdir()] == ["p"]  # no temporary directory left
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="holds other files and no policy"):
+        first.save_pretrained(tmp_path / "notes")
+    assert (tmp_path / "notes" / "todo.txt").read_text() == "mine"
