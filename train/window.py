@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from torch.distributed.tensor import DTensor
 
 from polyact.train.distributed import Dist
 
@@ -41,9 +42,13 @@ class TrainingWindow:
         self.first_bad = torch.full((), NO_BAD_STEP, device=self.device, dtype=torch.int64)
 
     def add(self, step: int, loss: torch.Tensor, grad_norm: torch.Tensor) -> None:
-        """Step `step` (1-based) is done; no host sync."""
+        """Step `step` (1-based) is done; no host sync.
+
+        Under FSDP the gradient norm is a DTensor holding this rank's share: a non-finite global norm has a
+        non-finite share on some rank, and `read` combines the ranks' flags."""
         loss = loss.detach()
-        bad = ~(torch.isfinite(loss) & torch.isfinite(grad_norm))
+        share = grad_norm.to_local() if isinstance(grad_norm, DTensor) else grad_norm
+        bad = ~(torch.isfinite(loss) & torch.isfinite(share.detach()))
         self.first_bad = torch.where(
             bad, torch.minimum(self.first_bad, torch.full_like(self.first_bad, step)), self.first_bad
         )
@@ -54,6 +59,7 @@ class TrainingWindow:
     def read(self, d: Dist) -> WindowReading:
         """The interval's numbers, the same on every rank; starts the next interval."""
         loss_sum, first_bad = self.loss_sum.clone(), self.first_bad.clone()
+        norm = self.grad_norm.full_tensor() if isinstance(self.grad_norm, DTensor) else self.grad_norm
         if d.enabled:
             dist.all_reduce(loss_sum)
             dist.all_reduce(first_bad, op=dist.ReduceOp.MIN)
@@ -61,7 +67,7 @@ class TrainingWindow:
         reading = WindowReading(
             steps=self.steps,
             mean_loss=float(loss_sum.item()) / max(1, self.steps * d.world_size),
-            grad_norm=float(self.grad_norm.item()),
+            grad_norm=float(norm.item()),
             first_bad_step=None if bad == NO_BAD_STEP else bad,
         )
         self._reset()
