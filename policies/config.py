@@ -24,53 +24,19 @@ EXECUTIONS = ("receding_horizon", "temporal_ensemble")
 LEGACY_KEYS = {"heads": "attention_heads", "execute": "replan_every"}  # checkpoints of polyact <= 2026-11-26
 
 # Values that fields left at 0 / empty take, per named size. Parameter counts are in docs/policies.md.
+# fmt: off
 SIZES: dict[str, dict[str, Any]] = {
     # tests: one block everywhere; trains a step on 32x32 images in tens of milliseconds
-    "tiny": dict(
-        width=32,
-        depth=1,
-        attention_heads=2,
-        channels=[8, 16],
-        stem=2,
-        grid=2,
-        patch_size=8,
-        vit_depth=1,
-        text_depth=1,
-        denoiser_width=64,
-        denoiser_blocks=1,
-        decoder_depth=1,
-    ),
+    "tiny": dict(width=32, depth=1, attention_heads=2, channels=[8, 16], stem=2, grid=2, patch_size=8,
+                 vit_depth=1, text_depth=1, denoiser_width=64, denoiser_blocks=1, decoder_depth=1),
     # CPU quickstart (Meta-World at 64x64 or 128x128): a few M parameters
-    "small": dict(
-        width=128,
-        depth=4,
-        attention_heads=4,
-        channels=[32, 64],
-        stem=4,
-        grid=4,
-        patch_size=8,
-        vit_depth=4,
-        text_depth=1,
-        denoiser_width=256,
-        denoiser_blocks=3,
-        decoder_depth=1,
-    ),
+    "small": dict(width=128, depth=4, attention_heads=4, channels=[32, 64], stem=4, grid=4, patch_size=8,
+                  vit_depth=4, text_depth=1, denoiser_width=256, denoiser_blocks=3, decoder_depth=1),
     # GPU: 100M+ parameters
-    "base": dict(
-        width=768,
-        depth=12,
-        attention_heads=12,
-        channels=[96, 192, 384],
-        stem=4,
-        grid=8,
-        patch_size=16,
-        vit_depth=8,
-        text_depth=4,
-        denoiser_width=1024,
-        denoiser_blocks=3,
-        decoder_depth=2,
-    ),
+    "base": dict(width=768, depth=12, attention_heads=12, channels=[96, 192, 384], stem=4, grid=8, patch_size=16,
+                 vit_depth=8, text_depth=4, denoiser_width=1024, denoiser_blocks=3, decoder_depth=2),
 }
+# fmt: on
 
 
 def _check_choice(kind: str, value: str, valid: tuple[str, ...]) -> None:
