@@ -180,13 +180,9 @@ def _open_or_create(cfg: CollectConfig, tasks: tuple[str, ...]) -> DatasetWriter
     probe = make_env(tasks[0], cfg.env)
     spec = replace(probe.contract, tasks=tasks)
     probe.close()
-    return DatasetWriter.create(
+    return DatasetWriter.for_spec(
         path,
-        features=spec.features(),
-        action=spec.action_feature(),
-        env_spec=spec,
-        fps=spec.control_hz,
-        tasks={t: [] for t in tasks},
+        spec,
         metadata={"collection": cfg.identity()},
     )
 

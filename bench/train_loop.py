@@ -39,14 +39,7 @@ from polyact.train.ema import EMA
 def make_dataset(path: Path, episodes: int) -> None:
     """The quickstart's shapes: one 64x64 camera, 4-D state, no goal, 4-D actions; rendered-like images."""
     spec = synthetic_env_spec(cameras=("corner2_lerobot",), height=64, width=64, state_dim=4, goal_dim=0)
-    writer = DatasetWriter.create(
-        path,
-        features=spec.features(),
-        action=spec.action_feature(),
-        env_spec=spec,
-        fps=spec.control_hz,
-        tasks={t: [] for t in spec.tasks},
-    )
+    writer = DatasetWriter.for_spec(path, spec)
     with writer:
         for seed in range(episodes):
             writer.add_episode(synthetic_episode(spec, 80, seed=seed, rendered=True))

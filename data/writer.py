@@ -108,6 +108,22 @@ class DatasetWriter:
         return cls(root, manifest, lock, [])
 
     @classmethod
+    def for_spec(
+        cls, path: str | os.PathLike, spec: EnvSpec, tasks: dict[str, list[str]] | None = None, **options: Any
+    ) -> DatasetWriter:
+        """`create` for a dataset of an environment: its features, action, spec and rate come from `spec`,
+        its tasks from `spec.tasks` unless given; `options` are create's others (metadata, compression)."""
+        return cls.create(
+            path,
+            features=spec.features(),
+            action=spec.action_feature(),
+            env_spec=spec,
+            fps=spec.control_hz,
+            tasks=tasks if tasks is not None else {t: [] for t in spec.tasks},
+            **options,
+        )
+
+    @classmethod
     def open(cls, path: str | os.PathLike) -> DatasetWriter:
         """Open an existing dataset to append, first repairing what a killed writer left (see `repairs`)."""
         root = Path(path)

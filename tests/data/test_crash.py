@@ -30,14 +30,7 @@ def crash_episode(seed: int):
 
 
 def create_crash_dataset(path) -> None:
-    DatasetWriter.create(
-        path,
-        features=CRASH_SPEC.features(),
-        action=CRASH_SPEC.action_feature(),
-        env_spec=CRASH_SPEC,
-        fps=10.0,
-        tasks={t: [] for t in CRASH_SPEC.tasks},
-    ).close()
+    DatasetWriter.for_spec(path, CRASH_SPEC).close()
 
 
 APPEND = textwrap.dedent("""

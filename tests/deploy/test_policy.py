@@ -46,14 +46,7 @@ def test_a_checkpoint_can_be_converted_from_its_training_dataset(checkpoint, ser
     policy_dir, _ = checkpoint
     dataset = tmp_path / "demos"
     spec = served.spec
-    DatasetWriter.create(
-        dataset,
-        features=spec.features(),
-        action=spec.action_feature(),
-        env_spec=spec,
-        fps=spec.control_hz,
-        tasks={"t0": []},
-    ).close()
+    DatasetWriter.for_spec(dataset, spec, tasks={"t0": []}).close()
     old = tmp_path / "old"
     shutil.copytree(policy_dir, old)
     (old / ENV_SPEC_FILE).unlink()

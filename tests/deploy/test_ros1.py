@@ -109,14 +109,7 @@ def trained(tmp_path_factory) -> str:
     root = tmp_path_factory.mktemp("ros_policy")
     env = make_env("reach-v3", EnvConfig(tasks="reach-v3", height=32, width=32))
     spec = env.contract
-    writer = DatasetWriter.create(
-        root / "demos",
-        features=spec.features(),
-        action=spec.action_feature(),
-        env_spec=spec,
-        fps=spec.control_hz,
-        tasks={"reach-v3": []},
-    )
+    writer = DatasetWriter.for_spec(root / "demos", spec)
     try:
         for seed in range(4):
             writer.add_episode(record_episode(env, make_expert(env), seed))

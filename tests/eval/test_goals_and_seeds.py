@@ -83,14 +83,7 @@ def test_official_goals_are_metaworlds_distinct_configurations_and_reach_the_env
 
 def make_dataset(path, seeds):
     spec = synthetic_env_spec(cameras=("corner",), height=8, width=8, tasks=("reach-v3",))
-    writer = DatasetWriter.create(
-        path,
-        features=spec.features(),
-        action=spec.action_feature(),
-        env_spec=spec,
-        fps=spec.control_hz,
-        tasks={"reach-v3": []},
-    )
+    writer = DatasetWriter.for_spec(path, spec)
     with writer:
         for seed in seeds:
             writer.add_episode(synthetic_episode(spec, 3, seed=seed, task="reach-v3"))

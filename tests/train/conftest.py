@@ -25,14 +25,7 @@ def metaworld_dataset(tmp_path_factory):
         try:
             if writer is None:
                 spec = replace(env.contract, tasks=TASKS)
-                writer = DatasetWriter.create(
-                    path,
-                    features=spec.features(),
-                    action=spec.action_feature(),
-                    env_spec=spec,
-                    fps=spec.control_hz,
-                    tasks={t: [] for t in TASKS},
-                )
+                writer = DatasetWriter.for_spec(path, spec)
             for seed in (0, 1):
                 writer.add_episode(record_episode(env, expert, seed))
         finally:
