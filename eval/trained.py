@@ -37,7 +37,8 @@ class TrainedPolicy:
         if starting:  # an episode's first step: its reset info carries its seed
             self.runner.reset([i for i, _ in starting], [seed for _, seed in starting])
             self._fresh.difference_update(i for i, _ in starting)
-        rows = [{k: v[row] for k, v in obs.items()} for row in range(len(env_ids))]
+        keys = [k for k in self.runner.keys if k in obs]  # only what the policy reads, not every camera array
+        rows = [{k: obs[k][row] for k in keys} for row in range(len(env_ids))]
         return self.runner.act(rows, env_ids)  # (B, A)
 
 
