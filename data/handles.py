@@ -25,7 +25,8 @@ from polyact.errors import DatasetError
 CHUNK_CACHE_BYTES = 256 * 1024
 # Features whose whole episode is at most this big (state, action, camera matrices: kilobytes) are
 # read once per open file and sliced in memory: an h5py call costs ~10 us, as much as the rest of a
-# window. Images are never held: their windows are read from the file frame by frame.
+# window. Bigger arrays (images) are read from the file frame by frame unless the reader decides that
+# the feature fits in its memory budget (EpisodeDataset's `memory_budget`).
 SMALL_FEATURE_BYTES = 1 << 20
 
 
@@ -34,27 +35,32 @@ class EpisodeHandle:
     path: Path
     file: h5py.File
     arrays: dict[str, h5py.Dataset]  # by path in the file: "obs/rgb/corner", "action", ...
-    # Whole small arrays, read on first use; None marks arrays always read from the file (images, big ones).
-    small: dict[str, np.ndarray | None] = field(default_factory=dict)
+    streamed: set[str]  # arrays read frame by frame unless a caller asks to hold them (images, big ones)
+    held: dict[str, np.ndarray] = field(default_factory=dict)  # whole arrays, read on first use
+    damaged: set[str] = field(default_factory=set)  # a chunk failed: read frame by frame, so the rest stays readable
 
     @classmethod
     def of(cls, path: Path, file: h5py.File, names: list[str]) -> EpisodeHandle:
         arrays = {name: file[name] for name in names}
-        small = {
-            name: None
+        streamed = {
+            name
             for name, ds in arrays.items()
             if is_image(name.removeprefix("obs/")) or ds.nbytes > SMALL_FEATURE_BYTES
         }
-        return cls(path, file, arrays, small)
+        return cls(path, file, arrays, streamed)
 
-    def rows(self, name: str, lo: int, hi: int) -> np.ndarray:
-        """Steps lo..hi-1 of array `name`; DatasetError naming the file if a chunk fails its checksum."""
+    def rows(self, name: str, lo: int, hi: int, hold: bool = False) -> np.ndarray:
+        """Steps lo..hi-1 of array `name`; with `hold`, the whole array is read once and kept in memory
+        (as small arrays always are). DatasetError naming the file if a chunk fails its checksum."""
+        whole = self.held.get(name)
+        if whole is None and (hold or name not in self.streamed) and name not in self.damaged:
+            try:
+                whole = self.held[name] = self.arrays[name][()]
+            except OSError:  # h5py's report of a fletcher32 mismatch or an undecodable chunk
+                self.damaged.add(name)
         try:
-            if name not in self.small:
-                self.small[name] = self.arrays[name][()]
-            whole = self.small[name]
             return self.arrays[name][lo:hi] if whole is None else whole[lo:hi]
-        except OSError as e:  # h5py's report of a fletcher32 mismatch or an undecodable chunk
+        except OSError as e:
             raise DatasetError(f"episode file {self.path}: cannot read {name!r}, a chunk is corrupt: {e}") from e
 
 

@@ -105,3 +105,44 @@ def test_out_of_range_requests_are_refused(counting):
         counting.window(2, 0, 2, 4)
     with pytest.raises(ConfigError, match="history and chunk"):
         counting.window(0, 0, 0, 4)
+
+
+@pytest.mark.parametrize("budget_kind", [0, "rgb only", "everything"])
+def test_windows_are_the_same_whether_features_are_held_in_memory_or_read_from_disk(dataset, budget_kind):
+    path, _ = dataset
+    on_disk = EpisodeDataset(path, memory_budget=0)
+    probe = EpisodeDataset(path)
+    rgb_bytes = probe.num_steps * int(np.prod(probe.features["rgb/corner"].shape))  # uint8
+    budget = {0: 0, "rgb only": rgb_bytes, "everything": 1 << 30}[budget_kind]
+    held = EpisodeDataset(path, memory_budget=budget)
+    rng = np.random.default_rng(0)
+    episodes = rng.integers(0, len(held), 40)
+    steps = [int(rng.integers(0, held.episodes[e].length)) for e in episodes]
+    keys = ["rgb/corner", "depth/corner", "state"]
+    want = on_disk.windows(episodes, steps, 3, 4, keys)
+    got = held.windows(episodes, steps, 3, 4, keys)
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+    # Features are admitted in the order first read, while the budget lasts.
+    assert held.held_in_memory("rgb/corner") == (budget_kind != 0)
+    assert held.held_in_memory("depth/corner") == (budget_kind == "everything")
+
+
+def test_a_feature_held_in_memory_is_read_once_per_episode(dataset):
+    path, _ = dataset
+    ds = EpisodeDataset(path)
+    ds.windows([0, 0, 0], [0, 3, 6], 2, 2, ["rgb/corner"])
+    handle = ds._handle(0)
+    assert set(handle.held) >= {"obs/rgb/corner"}
+    assert "obs/rgb/wrist" not in handle.held  # never read: never held
+    on_disk = EpisodeDataset(path, memory_budget=0)
+    on_disk.windows([0], [3], 2, 2, ["rgb/corner"])
+    assert "obs/rgb/corner" not in on_disk._handle(0).held
+    # Held arrays live in open files' handles: not when the files cannot all stay open.
+    assert not EpisodeDataset(path, max_open_files=len(ds) - 1).held_in_memory("rgb/corner")
+
+
+def test_a_negative_memory_budget_is_refused(dataset):
+    path, _ = dataset
+    with pytest.raises(ConfigError, match="memory_budget is in bytes and must be >= 0, got -1"):
+        EpisodeDataset(path, memory_budget=-1)
