@@ -52,6 +52,7 @@ class QuickstartConfig:
     eval_episodes_per_task: int = 10
     episode_steps: int = 0  # evaluation episodes' step limit; 0 = the suite's (Meta-World: 500)
     workers: int = 0  # collection and evaluation processes; 0 = one per CPU core
+    seed: int = 0  # training: initial weights, data order, augmentation (demonstrations and evaluation keep theirs)
 
     def __post_init__(self) -> None:
         if min(self.demos_per_task, self.train_steps, self.eval_episodes_per_task, self.image_size) < 1:
@@ -65,6 +66,21 @@ class QuickstartConfig:
             width=self.image_size,
             max_episode_steps=max_episode_steps,
             goal=self.goal,
+        )
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(
+            dataset=str(Path(self.out) / "demos"),
+            out=str(Path(self.out) / "train"),
+            policy=self.policy,
+            steps=self.train_steps,
+            batch_size=self.batch_size,
+            optim=OptimConfig(lr=self.lr, warmup_steps=300),
+            num_workers=1,
+            max_minutes=self.train_minutes,
+            checkpoint_every=500,
+            log_every=50,
+            seed=self.seed,
         )
 
     def eval_config(self, policy_dir: str) -> EvalConfig:
@@ -91,20 +107,7 @@ def run(cfg: QuickstartConfig) -> dict:
     print(f"\nscripted demonstrations in {out / 'demos'}:\n{report.table()}\n")
 
     started = time.monotonic()
-    policy_dir = train(
-        TrainConfig(
-            dataset=str(out / "demos"),
-            out=str(out / "train"),
-            policy=cfg.policy,
-            steps=cfg.train_steps,
-            batch_size=cfg.batch_size,
-            optim=OptimConfig(lr=cfg.lr, warmup_steps=300),
-            num_workers=1,
-            max_minutes=cfg.train_minutes,
-            checkpoint_every=500,
-            log_every=50,
-        )
-    )
+    policy_dir = train(cfg.train_config())
     timings["train"] = time.monotonic() - started
 
     started = time.monotonic()

@@ -48,6 +48,15 @@ def test_the_default_quickstart_evaluates_under_lerobots_protocol():
     assert not cfg.env().goal  # collection records goal-free demonstrations too
 
 
+def test_the_quickstart_seed_changes_training_only():
+    from polyact.quickstart import QuickstartConfig
+
+    first, second = QuickstartConfig(), QuickstartConfig(seed=2)
+    assert (first.train_config().seed, second.train_config().seed) == (0, 2)
+    assert first.env() == second.env()  # the same demonstrations
+    assert first.eval_config("p") == second.eval_config("p")  # the same evaluation episodes
+
+
 def test_cli_lists_commands_and_rejects_unknown_ones(capsys):
     assert main(["--help"]) == 0
     listing = capsys.readouterr().out
