@@ -125,6 +125,9 @@ class VisionConfig:
     ego3d_scale: float = 2.0  # metres mapped to 1 after centring
     ego3d_max_depth: float = 10.0  # metres; farther (and infinite) depths are clamped: background
     random_shift: int = 4  # DrQ augmentation in training: pad by this many pixels, random crop; 0 = off
+    # [top, left, height, width] pixels: the part of every image the encoder sees (the workspace), so a
+    # larger render puts more pixels on the objects at the same encoder cost; [] = the whole image
+    crop: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         _check_choice("vision encoder", self.encoder, VISION_ENCODERS)
@@ -134,6 +137,11 @@ class VisionConfig:
             raise ConfigError(f"vision.ego3d_center needs 3 values (x, y, z metres), got {self.ego3d_center}")
         if self.ego3d_scale <= 0 or self.ego3d_max_depth <= 0:
             raise ConfigError("vision.ego3d_scale and vision.ego3d_max_depth must be > 0")
+        if self.crop and (len(self.crop) != 4 or min(self.crop[:2]) < 0 or min(self.crop[2:]) < 1):
+            raise ConfigError(
+                "vision.crop is [top, left, height, width] in pixels (top, left >= 0; height, width >= 1) or [] "
+                f"for the whole image, got {self.crop}"
+            )
         if self.random_shift < 0 or self.ego3d_points_per_side < 1 or self.ego3d_frequencies < 1:
             raise ConfigError("vision.random_shift >= 0, ego3d_points_per_side >= 1, ego3d_frequencies >= 1")
 
@@ -244,6 +252,17 @@ class PolicyConfig:
             )
         if self.text.encoder == "words" and not self.text.vocab:
             raise ConfigError("text.encoder='words' needs text.vocab; build_policy fills it from the instructions")
+        top, left, height, width = self.vision.crop or (0, 0, self.image_height, self.image_width)
+        if top + height > self.image_height or left + width > self.image_width:
+            raise ConfigError(
+                f"vision.crop {self.vision.crop} (top, left, height, width) reaches outside the cameras' "
+                f"{self.image_height}x{self.image_width} images"
+            )
+
+    def encoded_size(self) -> tuple[int, int]:
+        """(height, width) of the images the encoder sees: the crop's, or the cameras'."""
+        crop = self.vision.crop
+        return (crop[2], crop[3]) if crop else (self.image_height, self.image_width)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -156,12 +156,13 @@ class CameraTokens(nn.Module):
             self.encoders = nn.ModuleDict({cam: self._scratch_encoder(cfg) for cam in self.cameras})
             enc = next(iter(self.encoders.values()))
             out_channels = enc.out_channels
-            if cfg.image_height % enc.stride or cfg.image_width % enc.stride:
+            height, width = cfg.encoded_size()
+            if height % enc.stride or width % enc.stride:
                 raise ConfigError(
-                    f"images of {cfg.image_height}x{cfg.image_width} are not divisible by the encoder stride "
-                    f"{enc.stride}"
+                    f"images of {height}x{width} (after vision.crop, if any) are not divisible by the encoder "
+                    f"stride {enc.stride}"
                 )
-            feature_hw = (cfg.image_height // enc.stride, cfg.image_width // enc.stride)
+            feature_hw = (height // enc.stride, width // enc.stride)
         if feature_hw[0] % v.grid or feature_hw[1] % v.grid:
             raise ConfigError(
                 f"the encoder's {feature_hw[0]}x{feature_hw[1]} feature map cannot be merged to a {v.grid}x{v.grid} "

@@ -83,9 +83,16 @@ class VLAPolicy(nn.Module):
             raise ContractError(f"batch lacks {key!r}; it has {sorted(batch)}")
         return torch.as_tensor(batch[key], device=self.device)
 
+    def _crop(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, h, H, W, ...) -> the `vision.crop` window (a view), or the images as they are."""
+        if not self.config.vision.crop:
+            return images
+        top, left, height, width = self.config.vision.crop
+        return images[:, :, top : top + height, left : left + width]
+
     def _camera(self, batch: Mapping[str, Any], cam: str, generator: torch.Generator | None) -> torch.Tensor:
         """(B, h*g*g, D) tokens of one camera over the history."""
-        rgb = self._get(batch, f"obs/rgb/{cam}")  # (B, h, H, W, 3) uint8
+        rgb = self._crop(self._get(batch, f"obs/rgb/{cam}"))  # (B, h, H, W, 3) uint8
         b, h = rgb.shape[:2]
         x = rearrange(rgb, "b t y x c -> (b t) c y x").float()  # a channels-last view: no copy
         if not self.channels_last:
@@ -98,8 +105,12 @@ class VLAPolicy(nn.Module):
             x = (x - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1)
         depth = intrinsics = None
         if self.config.vision.depth:
-            depth = rearrange(self._get(batch, f"obs/depth/{cam}").float(), "b t y x -> (b t) y x")
+            depth = rearrange(self._crop(self._get(batch, f"obs/depth/{cam}")).float(), "b t y x -> (b t) y x")
             intrinsics = rearrange(self._get(batch, f"obs/intrinsics/{cam}").float(), "b t i j -> (b t) i j")
+            if self.config.vision.crop:  # pixel (r, c) of the crop is (r + top, c + left) of the image
+                intrinsics = intrinsics.clone()
+                intrinsics[:, 0, 2] -= self.config.vision.crop[1]
+                intrinsics[:, 1, 2] -= self.config.vision.crop[0]
         if self.training and self.shift is not None:
             # one crop offset per sample and camera, the same over its history (DrQ on frame stacks)
             shifts = repeat(sample_shifts(b, self.shift.pad, generator, self.device), "b two -> (b t) two", t=h)

@@ -201,6 +201,35 @@ def test_random_shift_crops_and_moves_principal_point():
     assert k2[0, 0, 2].item() == 2.0 and k2[1, 1, 2].item() == 0.5
 
 
+def test_a_cropped_policy_sees_what_an_uncropped_one_sees_of_the_cropped_images(synthetic):
+    """`vision.crop` on 32x32 images = the same weights on the 16x16 window, depth and Ego3D included."""
+    top, left = 4, 12
+    cropped = synthetic["policy"]("l1", synthetic["spec"](size=32), vision={"crop": [top, left, 16, 16], "depth": True})
+    small = synthetic["policy"]("l1", synthetic["spec"](size=16), vision={"depth": True})
+    small.load_state_dict(cropped.state_dict())
+    full = synthetic["batch"](synthetic["spec"](size=32))
+    window = dict(full)
+    for key in ("obs/rgb/corner", "obs/depth/corner"):
+        window[key] = full[key][:, :, top : top + 16, left : left + 16].contiguous()
+    k = full["obs/intrinsics/corner"].clone()
+    k[..., 0, 2] -= left
+    k[..., 1, 2] -= top
+    window["obs/intrinsics/corner"] = k
+    cropped.eval(), small.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(cropped.encode(full), small.encode(window))
+
+
+def test_a_crop_outside_the_image_or_malformed_is_refused(synthetic):
+    spec = synthetic["spec"](size=32)
+    with pytest.raises(ConfigError, match=r"vision.crop \[20, 0, 16, 16\] .* reaches outside the cameras' 32x32"):
+        synthetic["policy"]("l1", spec, vision={"crop": [20, 0, 16, 16]})
+    with pytest.raises(ConfigError, match=r"vision.crop is \[top, left, height, width\] .* got \[0, 0, 16\]"):
+        synthetic["policy"]("l1", spec, vision={"crop": [0, 0, 16]})
+    with pytest.raises(ConfigError, match="after vision.crop, if any"):
+        synthetic["policy"]("l1", spec, vision={"crop": [0, 0, 14, 14]})  # not divisible by the stride
+
+
 def test_word_tokenizer_and_vocab():
     vocab = build_vocab(["Pick up the red block.", "open the drawer"])
     assert vocab == ["block", "drawer", "open", "pick", "red", "the", "up"]
