@@ -57,6 +57,12 @@ class QuickstartConfig:
     def __post_init__(self) -> None:
         if min(self.demos_per_task, self.train_steps, self.eval_episodes_per_task, self.image_size) < 1:
             raise ConfigError("demos_per_task, train_steps, eval_episodes_per_task and image_size must be >= 1")
+        crop = self.policy.vision.crop
+        if crop and max(crop[0] + crop[2], crop[1] + crop[3]) > self.image_size:
+            raise ConfigError(  # found now rather than after the collection
+                f"policy.vision.crop {list(crop)} (top, left, height, width) reaches outside the "
+                f"{self.image_size}x{self.image_size} images; change image_size or the crop"
+            )
 
     def env(self, max_episode_steps: int = 0) -> EnvConfig:
         return EnvConfig(

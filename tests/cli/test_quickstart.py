@@ -57,6 +57,12 @@ def test_the_quickstart_seed_changes_training_only():
     assert first.eval_config("p") == second.eval_config("p")  # the same evaluation episodes
 
 
+def test_a_crop_that_does_not_fit_the_image_size_is_refused_before_collecting(tmp_path, capsys):
+    assert main(["quickstart", f"out={tmp_path}", "image_size=48", "policy.vision.crop=[0,0,64,64]"]) == 2
+    assert "policy.vision.crop [0, 0, 64, 64]" in capsys.readouterr().err
+    assert not (tmp_path / "demos").exists()
+
+
 def test_cli_lists_commands_and_rejects_unknown_ones(capsys):
     assert main(["--help"]) == 0
     listing = capsys.readouterr().out
