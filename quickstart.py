@@ -17,15 +17,22 @@ from polyact.errors import ConfigError
 from polyact.eval.config import EvalConfig
 from polyact.eval.results import markdown
 from polyact.eval.run import evaluate
-from polyact.policies.config import HeadConfig, PolicyConfig, TextConfig
+from polyact.policies.config import HeadConfig, PolicyConfig, TextConfig, VisionConfig
 from polyact.train.config import OptimConfig, TrainConfig
 from polyact.train.loop import train
 
 
 def _cpu_policy() -> PolicyConfig:
     """`small`, with the trunk's token count halved for the CPU: one pooled instruction token and one
-    readout token decoded into the whole L1 chunk."""
-    return PolicyConfig(size="small", text=TextConfig(pool=True), head=HeadConfig(name="l1", readouts=1))
+    readout token decoded into the whole L1 chunk. The encoder sees the 64x64 workspace window of the
+    80x80 image, and no random shift: the camera never moves, so an object's pixel position is its place
+    on the table (docs/training.md, runs C and D)."""
+    return PolicyConfig(
+        size="small",
+        vision=VisionConfig(crop=[4, 16, 64, 64], random_shift=0),
+        text=TextConfig(pool=True),
+        head=HeadConfig(name="l1", readouts=1),
+    )
 
 
 @dataclass
@@ -42,11 +49,11 @@ class QuickstartConfig:
     camera: str = "corner2_lerobot"
     goal: bool = False  # hand the policy Meta-World's goal position (privileged; not comparable)
     protocol: str = "lerobot"  # the evaluation protocol (eval/config.py)
-    image_size: int = 64
-    demos_per_task: int = 30
+    image_size: int = 80  # rendered; the policy's encoder sees its 64x64 crop (policy.vision.crop)
+    demos_per_task: int = 50  # as LeRobot's MetaWorld dataset
     policy: PolicyConfig = field(default_factory=_cpu_policy)
-    train_steps: int = 9000  # the schedule's length; training stops earlier if train_minutes run out
-    train_minutes: float = 18.0  # with collection (~3 min) and evaluation (~6 min): under 30 minutes
+    train_steps: int = 10500  # the schedule's length; training stops earlier if train_minutes run out
+    train_minutes: float = 18.0  # with collection (~4.5 min) and evaluation (~3-6 min): under 30 minutes
     batch_size: int = 64
     lr: float = 1e-3
     eval_episodes_per_task: int = 10

@@ -37,8 +37,10 @@ from polyact.train.ema import EMA
 
 
 def make_dataset(path: Path, episodes: int) -> None:
-    """The quickstart's shapes: one 64x64 camera, 4-D state, no goal, 4-D actions; rendered-like images."""
-    spec = synthetic_env_spec(cameras=("corner2_lerobot",), height=64, width=64, state_dim=4, goal_dim=0)
+    """The quickstart's shapes: its camera and image size, 4-D state, no goal, 4-D actions; rendered-like images."""
+    quickstart = QuickstartConfig()
+    size = quickstart.image_size
+    spec = synthetic_env_spec(cameras=(quickstart.camera,), height=size, width=size, state_dim=4, goal_dim=0)
     writer = DatasetWriter.for_spec(path, spec)
     with writer:
         for seed in range(episodes):
@@ -72,7 +74,7 @@ def bare_step(cfg: TrainConfig, steps: int) -> tuple[float, dict[str, float]]:
     instructions = [i for per_task in dataset.tasks.values() for i in per_task]
     torch.manual_seed(0)
     policy = build_policy(cfg.policy, dataset.env_spec, dataset.stats, instructions).train()
-    keys = [k for k in ("rgb/corner2_lerobot", "state") if k in dataset.features]
+    keys = [k for k in (f"rgb/{QuickstartConfig().camera}", "state") if k in dataset.features]
     windows = WindowDataset(dataset, history=policy.config.history, chunk=policy.config.chunk, keys=keys)
     loader = torch.utils.data.DataLoader(
         windows, batch_size=cfg.batch_size, shuffle=True, num_workers=1, collate_fn=collate_windows, drop_last=True
