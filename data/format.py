@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import h5py
+import hdf5plugin  # registers the LZ4 and Zstandard HDF5 filters, for writing and for reading
 import numpy as np
 
 from polyact.contract import FeatureSpec
@@ -41,18 +42,26 @@ REWARD = "reward"
 SUCCESS = "success"
 STATS = "stats"
 
-# Filters measured in docs/storage.md. Image frames are stored uncompressed by default: on a small CPU,
-# inflating a gzip frame costs ~5x reading a raw one and caps training throughput; "gzip" trades that
-# for ~3x smaller RGB files (archives, slow disks). Shuffle helps float depth. Small per-step features
-# are always compressed: readers load them whole once per open file, so it costs nothing.
-IMAGE_COMPRESSIONS = ("none", "gzip")
+# Filters measured in docs/storage.md. LZ4 and Zstandard (hdf5plugin) decode a frame several times
+# faster than gzip; readers that hold a feature in memory decode each frame once. Shuffle (bytes of
+# each float together) helps float depth. Small per-step features are always gzip-compressed: readers
+# load them whole once per open file, so it costs nothing.
+IMAGE_COMPRESSIONS = ("none", "gzip", "lz4", "zstd")
 _IMAGE_FILTERS: dict[str, dict[str, dict[str, Any]]] = {
     "none": {"uint8": {}, "float": {}},
     "gzip": {
         "uint8": {"compression": "gzip", "compression_opts": 1},
         "float": {"compression": "gzip", "compression_opts": 1, "shuffle": True},
     },
+    "lz4": {"uint8": dict(hdf5plugin.LZ4()), "float": {**hdf5plugin.LZ4(), "shuffle": True}},
+    "zstd": {"uint8": dict(hdf5plugin.Zstd(clevel=3)), "float": {**hdf5plugin.Zstd(clevel=3), "shuffle": True}},
 }
+# Depth maps as float32 metres, or as uint16 millimetres (half the bytes before compression, and
+# smooth integers compress far better; 0.5 mm rounding, 65.535 m at most): the array then carries
+# DEPTH_SCALE_ATTR, the metres per stored unit, and readers hand out float32 metres either way.
+DEPTH_STORAGES = ("float32", "uint16_mm")
+DEPTH_SCALE_ATTR = "scale"
+_MILLIMETRE = 0.001
 _VECTOR_FILTERS: dict[str, Any] = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
 _VECTOR_CHUNK_BYTES = 64 * 1024
 # HDF5 1.10 file format: its chunk indexes make small episode files about half the size of the
@@ -89,6 +98,19 @@ def check_feature_key(key: str) -> None:
 
 def is_image(key: str) -> bool:
     return key.startswith(("rgb/", "depth/"))
+
+
+def encode_depth(values: np.ndarray, depth_storage: str) -> tuple[np.ndarray, dict[str, float]]:
+    """A depth feature's array as stored, and the attributes that say how to read it back."""
+    if depth_storage == "float32":
+        return values, {}
+    millimetres = np.clip(np.rint(values / _MILLIMETRE), 0, np.iinfo(np.uint16).max).astype(np.uint16)
+    return millimetres, {DEPTH_SCALE_ATTR: _MILLIMETRE}
+
+
+def decode_scaled(stored: np.ndarray, scale: float | None) -> np.ndarray:
+    """Rows of a stored array as the feature's values: integer-coded depth back to float32 metres."""
+    return stored if scale is None else stored.astype(np.float32) * np.float32(scale)
 
 
 def storage_options(key: str, spec: FeatureSpec, length: int, image_compression: str) -> dict[str, Any]:
@@ -208,6 +230,8 @@ def check_episode_file(
         if not isinstance(ds, h5py.Dataset):
             want = f"{spec.dtype}{[length, *spec.shape]}"
             raise DatasetError(f"episode file {path} has no array {name!r}; expected {want}")
+        if DEPTH_SCALE_ATTR in ds.attrs and np.dtype(spec.dtype) == np.float32:  # depth stored as integers
+            spec = FeatureSpec("uint16", spec.shape)
         if ds.dtype != np.dtype(spec.dtype) or ds.shape != (length, *spec.shape):
             raise DatasetError(
                 f"episode file {path}: {name!r} is {ds.dtype}{list(ds.shape)}, "

@@ -17,7 +17,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from polyact.data.format import is_image
+from polyact.data.format import DEPTH_SCALE_ATTR, decode_scaled, is_image
 from polyact.errors import DatasetError
 
 # HDF5's chunk cache per dataset: a few image frames, which consecutive windows share; small enough
@@ -36,6 +36,7 @@ class EpisodeHandle:
     file: h5py.File
     arrays: dict[str, h5py.Dataset]  # by path in the file: "obs/rgb/corner", "action", ...
     streamed: set[str]  # arrays read frame by frame unless a caller asks to hold them (images, big ones)
+    scales: dict[str, float]  # arrays stored as scaled integers (depth in millimetres): units per value
     held: dict[str, np.ndarray] = field(default_factory=dict)  # whole arrays, read on first use
     damaged: set[str] = field(default_factory=set)  # a chunk failed: read frame by frame, so the rest stays readable
 
@@ -47,19 +48,23 @@ class EpisodeHandle:
             for name, ds in arrays.items()
             if is_image(name.removeprefix("obs/")) or ds.nbytes > SMALL_FEATURE_BYTES
         }
-        return cls(path, file, arrays, streamed)
+        scales = {
+            name: float(ds.attrs[DEPTH_SCALE_ATTR]) for name, ds in arrays.items() if DEPTH_SCALE_ATTR in ds.attrs
+        }
+        return cls(path, file, arrays, streamed, scales)
 
     def rows(self, name: str, lo: int, hi: int, hold: bool = False) -> np.ndarray:
         """Steps lo..hi-1 of array `name`; with `hold`, the whole array is read once and kept in memory
         (as small arrays always are). DatasetError naming the file if a chunk fails its checksum."""
         whole = self.held.get(name)
+        scale = self.scales.get(name)
         if whole is None and (hold or name not in self.streamed) and name not in self.damaged:
             try:
-                whole = self.held[name] = self.arrays[name][()]
+                whole = self.held[name] = decode_scaled(self.arrays[name][()], scale)
             except OSError:  # h5py's report of a fletcher32 mismatch or an undecodable chunk
                 self.damaged.add(name)
         try:
-            return self.arrays[name][lo:hi] if whole is None else whole[lo:hi]
+            return decode_scaled(self.arrays[name][lo:hi], scale) if whole is None else whole[lo:hi]
         except OSError as e:
             raise DatasetError(f"episode file {self.path}: cannot read {name!r}, a chunk is corrupt: {e}") from e
 

@@ -44,6 +44,7 @@ class Manifest:
     stats: dict[str, FeatureStats] = field(default_factory=dict)  # feature key or "action" -> merged accumulators
     metadata: dict[str, Any] = field(default_factory=dict)  # whatever the creator passed, e.g. collection settings
     image_compression: str = "none"  # how the writer stores rgb/depth frames (format.IMAGE_COMPRESSIONS)
+    depth_storage: str = "float32"  # depth frames as float32 metres or uint16 millimetres (format.DEPTH_STORAGES)
     created_by: str = field(default_factory=_created_by)
     created_at: str = field(default_factory=lambda: datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"))
     format_version: int = FORMAT_VERSION
@@ -60,7 +61,7 @@ class Manifest:
             "env_spec": self.env_spec.to_dict() if self.env_spec is not None else None,
             "tasks": self.tasks,
             "metadata": self.metadata,
-            "storage": {"image_compression": self.image_compression},
+            "storage": {"image_compression": self.image_compression, "depth_storage": self.depth_storage},
             "episodes": [e.to_dict() for e in self.episodes],
             "stats": stats_to_dict(self.stats),
         }
@@ -116,6 +117,7 @@ class Manifest:
             stats=stats_from_dict(d["stats"]),
             metadata=dict(d.get("metadata") or {}),
             image_compression=str(d.get("storage", {}).get("image_compression", "none")),
+            depth_storage=str(d.get("storage", {}).get("depth_storage", "float32")),
             created_by=str(d.get("created_by", "unknown")),
             created_at=str(d.get("created_at", "unknown")),
             format_version=int(d["format_version"]),

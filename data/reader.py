@@ -129,6 +129,11 @@ class EpisodeDataset:
         return {t: list(i) for t, i in self._manifest.tasks.items()}
 
     @property
+    def storage(self) -> dict[str, str]:
+        """How the writer stored the frames: image_compression and depth_storage (docs/storage.md)."""
+        return {"image_compression": self._manifest.image_compression, "depth_storage": self._manifest.depth_storage}
+
+    @property
     def metadata(self) -> dict[str, Any]:
         """Whatever the creator stored with the dataset, e.g. the collection settings."""
         return self._manifest.metadata

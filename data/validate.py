@@ -14,7 +14,15 @@ import numpy as np
 
 from polyact.contract import EnvSpec, FeatureSpec
 from polyact.data.episode import Episode
-from polyact.data.format import ACTION, IMAGE_COMPRESSIONS, REWARD, SUCCESS, check_feature_key, obs_path
+from polyact.data.format import (
+    ACTION,
+    DEPTH_STORAGES,
+    IMAGE_COMPRESSIONS,
+    REWARD,
+    SUCCESS,
+    check_feature_key,
+    obs_path,
+)
 from polyact.data.manifest import Manifest
 from polyact.errors import DatasetError, closest_first, unknown_name
 
@@ -27,6 +35,7 @@ def check_schema(
     tasks: dict[str, list[str]],
     metadata: dict[str, Any] | None,
     image_compression: str,
+    depth_storage: str = "float32",
 ) -> None:
     """Refuse a schema that could not be stored, or that contradicts its own env_spec."""
     if not features or not all(isinstance(s, FeatureSpec) for s in features.values()):
@@ -54,6 +63,8 @@ def check_schema(
         raise DatasetError("tasks must be a non-empty dict {task name: [instructions]}")
     if image_compression not in IMAGE_COMPRESSIONS:
         raise unknown_name("image compression", image_compression, IMAGE_COMPRESSIONS)
+    if depth_storage not in DEPTH_STORAGES:
+        raise unknown_name("depth storage", depth_storage, DEPTH_STORAGES)
     try:
         json.dumps({"tasks": tasks, "metadata": metadata}, allow_nan=False)
     except (TypeError, ValueError) as e:

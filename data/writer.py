@@ -33,6 +33,7 @@ from polyact.data.format import (
     STATS,
     SUCCESS,
     EpisodeRecord,
+    encode_depth,
     episode_filename,
     episode_relpath,
     storage_options,
@@ -71,14 +72,16 @@ class DatasetWriter:
         tasks: dict[str, list[str]],
         metadata: dict[str, Any] | None = None,
         image_compression: str = "none",
+        depth_storage: str = "float32",
     ) -> DatasetWriter:
         """Start a new dataset in `path`, which must not exist or be an empty directory.
 
         `tasks` maps every task the dataset may hold to its known instructions (an empty list is fine:
-        instructions are added as episodes arrive). `image_compression` is "none" (fastest training
-        reads) or "gzip" (about 3x smaller RGB); see docs/storage.md.
+        instructions are added as episodes arrive). `image_compression` (format.IMAGE_COMPRESSIONS) is how
+        image frames are compressed, losslessly; `depth_storage` is "float32" (metres) or "uint16_mm"
+        (millimetres, read back as float32 metres); sizes and read costs in docs/storage.md.
         """
-        check_schema(features, action, env_spec, fps, tasks, metadata, image_compression)
+        check_schema(features, action, env_spec, fps, tasks, metadata, image_compression, depth_storage)
         root = Path(path)
         if root.is_dir() and any(root.iterdir()):
             hint = " (it is a dataset: DatasetWriter.open appends to it)" if (root / "meta.json").exists() else ""
@@ -98,6 +101,7 @@ class DatasetWriter:
             tasks={t: list(instructions) for t, instructions in tasks.items()},
             metadata=dict(metadata or {}),
             image_compression=image_compression,
+            depth_storage=depth_storage,
         )
         try:
             manifest.save(root)
@@ -164,7 +168,7 @@ class DatasetWriter:
         stats = episode_stats({k.removeprefix("obs/"): v for k, v in arrays.items() if k not in (REWARD, SUCCESS)})
         final = self.path / EPISODES_DIR / episode_filename(index)
         try:
-            image = _episode_file_image(episode, arrays, stats, self._manifest.image_compression)
+            image = _episode_file_image(episode, arrays, stats, self._manifest)
             write_bytes_atomic(final, image, tmp=final.with_name(f".{final.name}.tmp"))
         except OSError as e:
             raise self._failure(e, index) from e
@@ -217,7 +221,7 @@ class DatasetWriter:
         self.close()
 
 
-def _episode_file_image(episode: Episode, arrays: dict[str, np.ndarray], stats: dict, image_compression: str) -> bytes:
+def _episode_file_image(episode: Episode, arrays: dict[str, np.ndarray], stats: dict, manifest: Manifest) -> bytes:
     """The bytes of the episode's HDF5 file, built in memory.
 
     HDF5 never touches the disk while writing: a full disk or an I/O error then surfaces as a plain
@@ -228,9 +232,13 @@ def _episode_file_image(episode: Episode, arrays: dict[str, np.ndarray], stats: 
     ident = f"polyact-episode-{os.getpid()}-{next(_IMAGE_NAMES)}"  # a name only: nothing is created on disk
     with h5py.File(ident, "w", driver="core", backing_store=False, block_size=_IMAGE_BLOCK, libver=LIBVER) as f:
         for name, values in arrays.items():
+            key = name.removeprefix("obs/")
+            attrs: dict[str, float] = {}
+            if key.startswith("depth/"):
+                values, attrs = encode_depth(values, manifest.depth_storage)
             spec = FeatureSpec(str(values.dtype), values.shape[1:])
-            options = storage_options(name.removeprefix("obs/"), spec, len(values), image_compression)
-            f.create_dataset(name, data=values, **options)
+            options = storage_options(key, spec, len(values), manifest.image_compression)
+            f.create_dataset(name, data=values, **options).attrs.update(attrs)
         f.create_dataset(
             STATS, data=np.frombuffer(stats_json, np.uint8), chunks=True, fletcher32=True, compression="gzip"
         )

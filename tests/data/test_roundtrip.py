@@ -10,7 +10,7 @@ from polyact.data import FORMAT_VERSION, EpisodeDataset, open_dataset
 from polyact.data.format import obs_path
 
 
-@pytest.mark.parametrize("image_compression", ["none", "gzip"])
+@pytest.mark.parametrize("image_compression", ["none", "gzip", "lz4", "zstd"])
 def test_every_array_and_field_round_trips(
     tmp_path, create_writer, make_episode, assert_same_episode, image_compression
 ):

@@ -82,8 +82,10 @@ def test_create_refuses_a_non_empty_directory(tmp_path, create_writer, dataset):
 
 
 def test_create_checks_its_arguments(tmp_path, create_writer, spec):
-    with pytest.raises(UnknownNameError, match="unknown image compression 'zstd'; .*gzip"):
-        create_writer(tmp_path / "a", image_compression="zstd")
+    with pytest.raises(UnknownNameError, match="unknown image compression 'zstandard'; .*zstd"):
+        create_writer(tmp_path / "a", image_compression="zstandard")
+    with pytest.raises(UnknownNameError, match="unknown depth storage 'uint16'; .*uint16_mm"):
+        create_writer(tmp_path / "a", depth_storage="uint16")
     with pytest.raises(DatasetError, match="feature 'state' is FeatureSpec.*, but the env_spec says"):
         create_writer(tmp_path / "b", features={**spec.features(), "state": FeatureSpec("float32", (6,))})
     with pytest.raises(DatasetError, match="fps must be a positive number"):
