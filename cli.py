@@ -48,6 +48,11 @@ COMMANDS: dict[str, Command] = {
         "polyact.eval.compare:CompareConfig",
         "polyact.eval.compare:run",
     ),
+    "data convert": Command(
+        "rewrite a dataset with other storage settings (image codec, depth in millimetres); resumable",
+        "polyact.data.recode:ConvertConfig",
+        "polyact.data.recode:run",
+    ),
     "serve": Command(
         "serve a checkpoint over a websocket (msgpack arrays) to robots, batching concurrent clients",
         "polyact.deploy.config:ServeConfig",

@@ -1,0 +1,102 @@
+"""`polyact data convert`: rewrite a dataset with other storage settings, episode by episode.
+
+The copy is an ordinary dataset written through `DatasetWriter`, so it is crash-safe the same way: a
+killed conversion leaves every copied episode readable, and the same command continues after the last
+one. Every value is kept except what a setting rounds by design (depth in millimetres: 0.5 mm at most).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from polyact.data.format import DEPTH_STORAGES, IMAGE_COMPRESSIONS, MANIFEST_NAME
+from polyact.data.reader import EpisodeDataset
+from polyact.data.writer import DatasetWriter
+from polyact.errors import ConfigError, DatasetError, unknown_name
+
+
+@dataclass
+class ConvertConfig:
+    """`polyact data convert src=DATASET out=NEW_DIR [image_compression=zstd] [depth_storage=uint16_mm]`.
+
+    image_compression: none | gzip | lz4 | zstd (lossless); depth_storage: float32 | uint16_mm.
+    Sizes and read speeds of each: docs/storage.md.
+    """
+
+    src: str = ""
+    out: str = ""
+    image_compression: str = "zstd"
+    depth_storage: str = "uint16_mm"
+
+    def __post_init__(self) -> None:
+        if not self.src or not self.out:
+            raise ConfigError("polyact data convert needs src=DATASET and out=NEW_DIRECTORY")
+        if Path(self.src).resolve() == Path(self.out).resolve():
+            raise ConfigError(f"out must be a new directory, not the source {self.src}")
+        if self.image_compression not in IMAGE_COMPRESSIONS:
+            raise unknown_name("image compression", self.image_compression, IMAGE_COMPRESSIONS)
+        if self.depth_storage not in DEPTH_STORAGES:
+            raise unknown_name("depth storage", self.depth_storage, DEPTH_STORAGES)
+
+
+def convert(cfg: ConvertConfig) -> Path:
+    """Copy every episode of `cfg.src` not yet in `cfg.out` into it, with `cfg`'s storage settings."""
+    source = EpisodeDataset(cfg.src)
+    storage = {"image_compression": cfg.image_compression, "depth_storage": cfg.depth_storage}
+    provenance = {"source": str(Path(cfg.src).resolve()), "format": "polyact", "storage": storage}
+    out = Path(cfg.out)
+    if (out / MANIFEST_NAME).exists():
+        writer = DatasetWriter.open(out)
+        _check_resumable(writer, source, provenance)
+    else:
+        writer = DatasetWriter.create(
+            out,
+            features=source.features,
+            action=source.action_feature,
+            env_spec=source.env_spec,
+            fps=source.fps,
+            tasks=source.tasks,
+            metadata={**source.metadata, "converted_from": provenance},
+            **storage,
+        )
+    with writer:
+        done = writer.num_episodes
+        for index in tqdm(range(done, len(source)), desc="convert", unit="ep", initial=done, total=len(source)):
+            writer.add_episode(source.load_episode(index))
+    return out
+
+
+def _check_resumable(writer: DatasetWriter, source: EpisodeDataset, provenance: dict) -> None:
+    """The existing output must be this conversion of this source, stopped part way."""
+    made_from = writer.metadata.get("converted_from")
+    copied = writer.episodes
+    same_episodes = len(copied) <= len(source) and all(
+        (c.task, c.seed, c.length) == (s.task, s.seed, s.length)
+        for c, s in zip(copied, source.episodes[: len(copied)], strict=True)
+    )
+    if made_from != provenance or not same_episodes:
+        writer.close()
+        raise DatasetError(
+            f"{writer.path} already holds a dataset that is not an interrupted conversion of {source.path} with "
+            f"these settings (it says converted_from={made_from}); choose another out"
+        )
+
+
+def run(cfg: ConvertConfig) -> Path:
+    """`polyact data convert`: convert, then print both sizes."""
+    out = convert(cfg)
+    before, after = _bytes(Path(cfg.src)), _bytes(out)
+    frames = max(1, EpisodeDataset(out).num_steps)
+    print(
+        f"{out}: {after / 2**20:.1f} MiB ({after / frames / 1024:.2f} KiB a step), "
+        f"from {before / 2**20:.1f} MiB ({before / frames / 1024:.2f} KiB a step): "
+        f"{before / max(after, 1):.1f}x smaller"
+    )
+    return out
+
+
+def _bytes(root: Path) -> int:
+    return sum(p.stat().st_size for p in (root / "episodes").glob("*.h5"))
