@@ -4,7 +4,7 @@
   worker, EMA, logging and checkpoints, timed from its own metrics (the first log interval, which holds
   the warm-up, is left out);
 - bare step: the same policy and optimiser on one batch held in memory: forward, backward, gradient
-  clipping, AdamW; nothing else.
+  clipping, fused AdamW (as the loop's); nothing else.
 
 Then where the loop's time goes, each part timed alone with the loop's own objects: drawing a batch from
 the loader, forward + backward, the optimiser step, the EMA update, and a checkpoint (spread over
@@ -81,7 +81,7 @@ def bare_step(cfg: TrainConfig, steps: int) -> tuple[float, dict[str, float]]:
     )
     batches = iter(loader)
     batch = next(batches)
-    optimizer = torch.optim.AdamW(policy.parameters(), lr=1e-3)
+    optimizer = torch.optim.AdamW(policy.parameters(), lr=1e-3, fused=True)  # as the loop's
     ema = EMA(policy, cfg.ema_decay)
     generator = torch.Generator()
     parts = {"data": 0.0, "forward+backward": 0.0, "optimiser": 0.0, "EMA": 0.0}
