@@ -22,7 +22,7 @@ import numpy as np
 from polyact.bench.common import header
 from polyact.bench.windows import throughput
 from polyact.data import DatasetWriter, EpisodeDataset, WindowDataset
-from polyact.data.recode import ConvertConfig, convert
+from polyact.data.recode import ConvertConfig, convert, episode_bytes
 from polyact.data.synthetic import synthetic_env_spec, synthetic_episode
 
 SETTINGS = {
@@ -44,10 +44,6 @@ def synthetic_source(root: Path, episodes: int, steps: int, size: int) -> Path:
             length = int(rng.integers(0.8 * steps, 1.2 * steps + 1))
             writer.add_episode(synthetic_episode(spec, length, seed=i, rendered=True))
     return root
-
-
-def episode_bytes(root: Path) -> int:
-    return sum(p.stat().st_size for p in (root / "episodes").glob("*.h5"))
 
 
 def main() -> None:

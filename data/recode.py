@@ -88,7 +88,7 @@ def _check_resumable(writer: DatasetWriter, source: EpisodeDataset, provenance: 
 def run(cfg: ConvertConfig) -> Path:
     """`polyact data convert`: convert, then print both sizes."""
     out = convert(cfg)
-    before, after = _bytes(Path(cfg.src)), _bytes(out)
+    before, after = episode_bytes(Path(cfg.src)), episode_bytes(out)
     frames = max(1, EpisodeDataset(out).num_steps)
     print(
         f"{out}: {after / 2**20:.1f} MiB ({after / frames / 1024:.2f} KiB a step), "
@@ -98,5 +98,6 @@ def run(cfg: ConvertConfig) -> Path:
     return out
 
 
-def _bytes(root: Path) -> int:
+def episode_bytes(root: Path) -> int:
+    """Bytes of a dataset's episode files (what the storage settings change)."""
     return sum(p.stat().st_size for p in (root / "episodes").glob("*.h5"))
