@@ -22,7 +22,9 @@ DIRECTIONS = {"anticlockwise": 1.0, "clockwise": -1.0}
 HELD_OUT = (("right", "clockwise"),)
 LEVER = 0.08  # lever length from the hinge
 HUB_Z = 0.07
-TURNED = 1.2  # rad: success threshold (a quarter turn is 1.57)
+TURNED = 1.57  # rad: success threshold, a quarter turn (RLBench's JointCondition)
+LIMIT = 2.4  # rad: the handle's joint range either way, room past TURNED
+SWEEP = 1.95  # rad: where the fingers' arc ends, past the lever's start angle
 PUSH_R = 0.055  # radius at which the fingers push the lever
 CHROME = (0.75, 0.77, 0.8, 1.0)
 
@@ -41,7 +43,7 @@ class TurnTap(Task):
                 name=f"{side}_tap",
                 type=mujoco.mjtJoint.mjJNT_HINGE,
                 axis=[0, 0, 1],
-                range=[-2.0, 2.0],
+                range=[-LIMIT, LIMIT],
                 damping=0.3,
                 frictionloss=0.05,
                 armature=0.002,
@@ -71,6 +73,14 @@ class TurnTap(Task):
         sim.move_fixed("tap", [rng.uniform(0.56, 0.62), rng.uniform(-0.12, 0.12), 0.0], yaw=self._yaw)
 
     def success(self, sim: Sim) -> bool:
+        """The named handle turned more than TURNED (1.57 rad) in the named direction.
+
+        RLBench `rlbench/tasks/turn_tap.py:27-31` (MohitShridhar/RLBench peract branch):
+        `JointCondition(Joint('left_joint' | 'right_joint'), 1.57)`, i.e. |change| > 1.57 rad from the
+        episode's start in either direction. Same threshold here; stricter on direction: our variations
+        name a direction (clockwise/anticlockwise, a held-out combination), so only a turn that way counts.
+        The handles start at 0 each episode, like RLBench's reference taken in `init_episode`.
+        """
         return self._sign * sim.joint(f"{self._side}_tap") > TURNED
 
     def privileged(self, sim: Sim) -> Privileged:
@@ -94,7 +104,8 @@ class TurnTap(Task):
         start = lever_dir - sign * behind
         yield Waypoint(at(start, HUB_Z + 0.1), yaw, CLOSE)
         yield Waypoint(at(start, HUB_Z + 0.01), yaw, CLOSE, speed=0.2)
-        for k in range(1, 5):  # the arc, as four moves
-            yield Waypoint(at(start + sign * k * (np.pi / 2 + 0.15) / 4, HUB_Z + 0.01), yaw, CLOSE, speed=0.15, dwell=0)
-        end = start + sign * (np.pi / 2 + 0.15)
+        arc, moves = behind + SWEEP, 6
+        for k in range(1, moves + 1):  # the arc, as short moves
+            yield Waypoint(at(start + sign * k * arc / moves, HUB_Z + 0.01), yaw, CLOSE, speed=0.15, dwell=0)
+        end = start + sign * arc
         yield Waypoint(at(end, HUB_Z + 0.1), yaw, CLOSE)
