@@ -115,4 +115,6 @@ class PutGroceriesInCupboard(Task):
         down = np.array([inside[0], inside[1], SHELF + half + tcp_above_centre + 0.005])
         yield Waypoint(down, yaw, CLOSE, speed=0.12)
         yield Waypoint(down, yaw, OPEN, dwell=GRIP_STEPS)
-        yield Waypoint(np.array([outside[0], outside[1], down[2] + 0.02]), yaw, OPEN, speed=0.25)
+        # Up off the item before backing out: open fingers pulled straight out drag it off the shelf.
+        yield Waypoint(down + [0.0, 0.0, 0.04], yaw, OPEN, speed=0.15)
+        yield Waypoint(np.array([outside[0], outside[1], down[2] + 0.04]), yaw, OPEN, speed=0.25)
