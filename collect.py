@@ -40,7 +40,7 @@ class CollectConfig:
     env: EnvConfig = field(default_factory=EnvConfig)
     episodes_per_task: int = 10
     successes_only: bool = True  # keep only successful demonstrations
-    stop_on_success: bool = True  # end a demonstration at the first step where the task succeeds
+    stop_on_success: bool = True  # end a demonstration once the task succeeds (see record_episode)
     seed: int = 0  # first seed of every task's attempts
     workers: int = 0  # worker processes; 0 = one per CPU core
     max_attempts_per_task: int = 0  # 0 = 3 x episodes_per_task + 10
@@ -74,11 +74,16 @@ class CollectConfig:
 
 
 def record_episode(env: PolyactEnv, expert: Expert, seed: int, stop_on_success: bool = True) -> Episode:
-    """Roll the expert out from `reset(seed)` until success (if asked), termination or truncation."""
+    """Roll the expert out from `reset(seed)` until success (if asked), termination or truncation.
+
+    An expert with a `finished` attribute (a waypoint script) is let finish its script after the task
+    succeeds, so the demonstration ends at the script's last waypoint, at rest, as RLBench's demos do:
+    that last pose is the final keyframe a keyframe policy learns to reach."""
     obs, info = env.reset(seed=seed)
     expert.reset()
     frames: list[dict[str, Any]] = []
     actions, rewards, successes = [], [], []
+    succeeded = False
     while True:
         action = expert.act(obs, info)
         frames.append({k: v for k, v in obs.items() if k != "instruction"})
@@ -86,7 +91,8 @@ def record_episode(env: PolyactEnv, expert: Expert, seed: int, stop_on_success: 
         actions.append(env.contract.check_action(action))
         rewards.append(reward)
         successes.append(info["success"])
-        if (stop_on_success and info["success"]) or terminated or truncated:
+        succeeded = succeeded or info["success"]
+        if (stop_on_success and succeeded and getattr(expert, "finished", True)) or terminated or truncated:
             break
     return Episode(
         task=env.task,

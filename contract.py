@@ -200,11 +200,12 @@ class PolicyRequirements:
     goal_dim: int
     image_size: tuple[int, int] | None = None
     depth: bool = False
+    action_names: tuple[str, ...] = ()  # empty: unknown (a policy saved without its environment spec)
 
     @classmethod
-    def of(cls, config: Any) -> PolicyRequirements:
+    def of(cls, config: Any, env_spec: EnvSpec | None = None) -> PolicyRequirements:
         """The requirements of a policy config (`polyact.policies.PolicyConfig`, read by attribute so
-        that this module needs no torch)."""
+        that this module needs no torch) and of the environment spec it was trained for, if known."""
         size = (int(config.image_height), int(config.image_width)) if config.image_height else None
         return cls(
             cameras=tuple(config.cameras),
@@ -213,6 +214,7 @@ class PolicyRequirements:
             goal_dim=int(config.goal_dim),
             image_size=size,
             depth=bool(config.vision.depth),
+            action_names=tuple(env_spec.action.names) if env_spec is not None else (),
         )
 
     def inputs(self) -> dict[str, FeatureSpec]:
@@ -250,6 +252,13 @@ def check_compatible(req: PolicyRequirements | None, spec: EnvSpec, policy_name:
         problems.append(
             f"it outputs {req.action_dim}-D actions but {spec.suite} takes {spec.action.dim}-D actions "
             f"({', '.join(spec.action.names)})"
+        )
+    elif req.action_names and tuple(req.action_names) != tuple(spec.action.names):
+        mode = spec.notes.get("action_mode", "")
+        problems.append(
+            f"it outputs actions ({', '.join(req.action_names)}) but the environment"
+            f"{f' (action mode {mode})' if mode else ''} takes ({', '.join(spec.action.names)}) "
+            "(set env.action_mode to the mode of its training data)"
         )
     if req.state_dim != len(spec.state_names):
         problems.append(f"it reads a {req.state_dim}-D state but {spec.suite} gives {len(spec.state_names)}-D")

@@ -19,6 +19,7 @@ from polyact.errors import unknown_name
 if TYPE_CHECKING:
     import numpy as np
 
+    from polyact.contract import EnvSpec
     from polyact.envs.base import PolyactEnv
 
 
@@ -36,7 +37,9 @@ class Suite:
 
     Its names must equal its entry in envs/catalog.py (tests/envs/test_catalog.py checks). `annotate`
     (optional) adds suite-specific per-episode metadata when a demonstration is recorded (e.g. keyframe
-    indices); it gets the Episode and returns a JSON-serialisable dict.
+    indices); it gets the Episode and returns a JSON-serialisable dict. `keyframe_transitions` and
+    `keyframe_spec` (optional, both or neither) turn dense demonstrations into keyframe-action ones
+    (envs/rlbench_like/keyframe_actions.py has their contract).
     """
 
     name: str
@@ -46,6 +49,8 @@ class Suite:
     make_expert: Callable[[PolyactEnv], Expert]
     cameras: tuple[str, ...] = ()
     annotate: Callable[[Any], dict[str, Any]] | None = None
+    keyframe_transitions: Callable[..., Any] | None = None
+    keyframe_spec: Callable[[EnvSpec], EnvSpec] | None = None
 
 
 def suite(name: str) -> Suite:

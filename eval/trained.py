@@ -26,7 +26,7 @@ class TrainedPolicy:
         from polyact.policies import ChunkRunner
 
         self.runner = ChunkRunner(policy, num_envs, execution)
-        self.requirements = PolicyRequirements.of(policy.config)
+        self.requirements = PolicyRequirements.of(policy.config, policy.env_spec)
         self._fresh: set[int] = set(range(num_envs))
 
     def reset(self, env_ids: Sequence[int]) -> None:

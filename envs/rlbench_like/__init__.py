@@ -13,6 +13,7 @@ from polyact.envs.config import EnvConfig
 from polyact.envs.registry import Suite
 from polyact.envs.rlbench_like.env import SUITE_NAME, RLBenchLikeEnv
 from polyact.envs.rlbench_like.experts import ScriptedExpert
+from polyact.envs.rlbench_like.keyframe_actions import keyframe_spec, keyframe_transitions
 from polyact.envs.rlbench_like.keyframes import annotate
 from polyact.envs.rlbench_like.scene import CAMERAS
 from polyact.envs.rlbench_like.tasks.base import Task
@@ -79,4 +80,6 @@ SUITE = Suite(
     make_expert=make_expert,
     cameras=CAMERAS,
     annotate=annotate,
+    keyframe_transitions=keyframe_transitions,
+    keyframe_spec=keyframe_spec,
 )

@@ -11,7 +11,11 @@ cannot wind up a large hidden error or make the arm jump.
 
 `joint_position` (8-D): absolute targets for the seven joints (radians, within the joint limits).
 
-Both end with the gripper command g in [-1, 1]: -1 fully open (8 cm between the fingers), +1 closed
+`keyframe` (7-D): an absolute tcp pose [x, y, z] metres and [roll, pitch, yaw] radians (extrinsic, the
+same frame as the state's quaternion: zero = pointing straight down), reached over many control steps
+by motion.py (PerAct's next-keyframe action, RLBench's `EndEffectorPoseViaPlanning`).
+
+All end with the gripper command g in [-1, 1]: -1 fully open (8 cm between the fingers), +1 closed
 (squeezing whatever is between the fingers with up to 25 N); in between is a proportional opening.
 """
 
@@ -36,12 +40,17 @@ LEASH = 0.1  # m: the commanded tcp never leads the measured one by more
 MAX_JOINT_STEP = 0.15  # rad per control step (3 rad/s): how far IK may move the joint targets at once
 WORKSPACE_LOW = np.array([0.1, -0.5, 0.005])
 WORKSPACE_HIGH = np.array([0.85, 0.5, 0.7])
-ACTION_MODES = ("default", "joint_position")
+ACTION_MODES = ("default", "joint_position", "keyframe")
 
 STATE_NAMES = (
     "ee_x", "ee_y", "ee_z", "ee_qw", "ee_qx", "ee_qy", "ee_qz", "gripper_opening",
     *(f"joint_{i}" for i in range(1, 8)),
 )  # fmt: skip
+
+# In the keyframe mode the state also counts the keyframe actions executed so far, as PerAct's
+# low-dimensional state carries the episode's time step: without it, "about to grasp the second block"
+# and "about to grasp the third" can look the same.
+KEYFRAME_STATE_NAMES = (*STATE_NAMES, "keyframes_done")
 
 _GRIPPER_TEXT = (
     "gripper: -1 = fully open (8 cm between the fingers), +1 = closed (up to 25 N of grip), "
@@ -49,7 +58,8 @@ _GRIPPER_TEXT = (
 )
 
 
-def action_spec(mode: str, model: mujoco.MjModel) -> ActionSpec:
+def action_spec(mode: str, model: mujoco.MjModel | None) -> ActionSpec:
+    """The action contract of `mode`; `model` gives the joint limits (needed only for joint_position)."""
     if mode == "default":
         return ActionSpec(
             names=("dx", "dy", "dz", "droll", "dpitch", "dyaw", "gripper"),
@@ -63,7 +73,7 @@ def action_spec(mode: str, model: mujoco.MjModel) -> ActionSpec:
                 "the world frame when the gripper points straight down with its fingers along world y; " + _GRIPPER_TEXT
             ),
         )
-    if mode == "joint_position":
+    if mode == "joint_position" and model is not None:
         ids = [model.joint(j).id for j in ARM_JOINTS]
         return ActionSpec(
             names=(*(f"joint_{i}" for i in range(1, 8)), "gripper"),
@@ -72,6 +82,20 @@ def action_spec(mode: str, model: mujoco.MjModel) -> ActionSpec:
             semantics=(
                 f"Absolute joint position targets in radians for the seven arm joints, base to wrist, per "
                 f"control step ({CONTROL_HZ:g} Hz), reached by joint position servos; " + _GRIPPER_TEXT
+            ),
+        )
+    if mode == "keyframe":
+        return ActionSpec(
+            names=("x", "y", "z", "roll", "pitch", "yaw", "gripper"),
+            low=(*(float(x) for x in WORKSPACE_LOW), -np.pi, -np.pi / 2, -np.pi, -1.0),
+            high=(*(float(x) for x in WORKSPACE_HIGH), np.pi, np.pi / 2, np.pi, 1.0),
+            semantics=(
+                "The next keyframe: an absolute tool-centre-point pose that the environment moves to over as "
+                "many 20 Hz control steps as it takes (a minimum-jerk path through inverse kinematics, then a "
+                "settle), then the gripper command: x, y, z in metres (world frame); roll, pitch, yaw in "
+                "radians, extrinsic about the world x, y, z axes from the pointing-down orientation (the "
+                "state's quaternion as Euler angles); gripper > 0 closes (up to 25 N), <= 0 opens. "
+                "info['keyframe'] reports whether the pose was reached."
             ),
         )
     raise unknown_name("action mode", mode, ACTION_MODES)
@@ -93,6 +117,7 @@ class Arm:
         self._tcp = model.site("tcp").id
         self.q_cmd = HOME_QPOS.copy()
         self.target_pos, self.target_quat = self.ik.fk(HOME_QPOS)
+        self.gripper_command = -1.0
 
     def reset(self) -> None:
         """Put the robot at home, open, at rest (the caller has reset the MjData)."""
@@ -102,28 +127,41 @@ class Arm:
         self.data.ctrl[self._grip_act] = FINGER_TRAVEL
         self.q_cmd = HOME_QPOS.copy()
         self.target_pos, self.target_quat = self.ik.fk(HOME_QPOS)
+        self.gripper_command = -1.0
 
     def step(self, action: np.ndarray) -> None:
-        """One control step: new servo targets from `action`, then SUBSTEPS physics steps."""
+        """One control step of the default or joint_position mode (keyframe actions go through motion.py,
+        which calls `step_to_pose` once per control step)."""
         if self.mode == "default":
-            q_new = self._delta_pose_targets(action[:6])
+            pos = self.target_pos + action[:3]
+            quat = canonical(quat_mul(euler_to_quat(action[3:6]), self.target_quat))
+            self.step_to_pose(pos, quat, float(action[-1]))
         else:
             q_new = np.clip(action[:7].astype(np.float64), self.ik.lower, self.ik.upper)
             self.target_pos, self.target_quat = self.ik.fk(q_new)
-        self.data.ctrl[self._grip_act] = FINGER_TRAVEL * (1.0 - float(action[-1])) / 2.0
+            self._servo(q_new, float(action[-1]))
+
+    def step_to_pose(self, pos: np.ndarray, quat: np.ndarray, gripper: float) -> None:
+        """One control step toward an absolute commanded tcp pose (kept reachable, see the module doc)."""
+        self._servo(self._pose_targets(np.asarray(pos, np.float64), np.asarray(quat, np.float64)), gripper)
+
+    def _servo(self, q_new: np.ndarray, gripper: float) -> None:
+        """New joint and gripper servo targets, then SUBSTEPS physics steps."""
+        self.gripper_command = gripper
+        self.data.ctrl[self._grip_act] = FINGER_TRAVEL * (1.0 - gripper) / 2.0
         q_old, self.q_cmd = self.q_cmd, q_new
         # Ramp the servo targets over the step: a smooth command instead of a jump every 50 ms.
         for k in range(1, SUBSTEPS + 1):
             self.data.ctrl[self._arm_act] = q_old + (q_new - q_old) * (k / SUBSTEPS)
             mujoco.mj_step(self.model, self.data)
 
-    def _delta_pose_targets(self, delta: np.ndarray) -> np.ndarray:
+    def _pose_targets(self, pos: np.ndarray, quat: np.ndarray) -> np.ndarray:
         tcp = self.data.site_xpos[self._tcp]
-        pos = np.clip(self.target_pos + delta[:3], WORKSPACE_LOW, WORKSPACE_HIGH)
+        pos = np.clip(pos, WORKSPACE_LOW, WORKSPACE_HIGH)
         lead = pos - tcp
         if np.linalg.norm(lead) > LEASH:
             pos = tcp + lead * (LEASH / np.linalg.norm(lead))
-        quat = canonical(quat_mul(euler_to_quat(delta[3:6]), self.target_quat))
+        quat = canonical(quat)
         result = self.ik.solve(pos, quat, self.q_cmd, max_iters=20)
         q = result.q
         step = np.max(np.abs(q - self.q_cmd))

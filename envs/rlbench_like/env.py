@@ -10,7 +10,8 @@ import numpy as np
 from polyact.contract import CameraSpec, EnvSpec
 from polyact.envs.base import PolyactEnv
 from polyact.envs.config import EnvConfig
-from polyact.envs.rlbench_like.arm import CONTROL_HZ, STATE_NAMES, Arm, action_spec
+from polyact.envs.rlbench_like.arm import CONTROL_HZ, KEYFRAME_STATE_NAMES, STATE_NAMES, Arm, action_spec
+from polyact.envs.rlbench_like.motion import KEYFRAME_EPISODE_STEPS, KeyframeOutcome, execute_keyframe
 from polyact.envs.rlbench_like.scene import CAMERAS, build_model
 from polyact.envs.rlbench_like.sim import Sim
 from polyact.envs.rlbench_like.tasks.base import Task
@@ -33,23 +34,26 @@ class RLBenchLikeEnv(PolyactEnv):
         for cam in cameras:
             if cam not in CAMERAS:
                 raise unknown_name("camera", cam, CAMERAS)
+        keyframe = cfg.action_mode == "keyframe"
+        default_steps = KEYFRAME_EPISODE_STEPS if keyframe else DEFAULT_MAX_STEPS
         model = build_model(task.build)
         data = mujoco.MjData(model)
         contract = EnvSpec(
             suite=SUITE_NAME,
             tasks=(task.name,),
             cameras=tuple(CameraSpec(c, cfg.height, cfg.width) for c in cameras),
-            state_names=STATE_NAMES,
+            state_names=KEYFRAME_STATE_NAMES if keyframe else STATE_NAMES,
             goal_names=(),
             action=action_spec(cfg.action_mode, model),
             control_hz=CONTROL_HZ,
-            max_episode_steps=cfg.max_episode_steps or DEFAULT_MAX_STEPS,
+            max_episode_steps=cfg.max_episode_steps or default_steps,
             notes={
                 "action_mode": cfg.action_mode,
                 "state": (
                     "tool-centre-point position (m, world frame) and orientation (unit quaternion w, x, y, z with "
                     "w >= 0; identity = pointing straight down, fingers along world y); gripper opening in [0, 1] "
                     "(1 = open); the seven arm joint positions (rad)"
+                    + ("; keyframe actions executed so far (PerAct's time step)" if keyframe else "")
                 ),
                 "variation_split": default_split,
                 "goal": "empty: every target (colour, drawer, count, order) is visible or named in the instruction",
@@ -62,6 +66,7 @@ class RLBenchLikeEnv(PolyactEnv):
         self.default_split = default_split
         self.variations = task.variations()
         self.variation: Variation = self.variations[0]
+        self.last_keyframe: KeyframeOutcome | None = None
 
     def _choose_variation(self, rng: np.random.Generator, options: dict[str, Any]) -> Variation:
         if "variation" in options:
@@ -88,13 +93,31 @@ class RLBenchLikeEnv(PolyactEnv):
         for _ in range(SETTLE_STEPS):
             mujoco.mj_step(self.model, self.data)
         self.task_impl.after_step(self.sim)
+        self.last_keyframe = None
         return self.variation.instructions[int(rng.integers(len(self.variation.instructions)))]
 
     def _apply_action(self, action: np.ndarray) -> None:
-        self.arm.step(action)
+        if self.arm.mode == "keyframe":
+            self.last_keyframe = execute_keyframe(self.arm, action, self._after_control_step)
+        else:
+            self.arm.step(action)
+            self.task_impl.after_step(self.sim)
+
+    def _after_control_step(self) -> bool:
         self.task_impl.after_step(self.sim)
+        return self._success()
+
+    def _info(self) -> dict[str, Any]:
+        """The base info plus, in keyframe mode after a step, `keyframe`: what the last action did
+        (motion.KeyframeOutcome as a dict: reached, reachable, errors, control steps)."""
+        info = super()._info()
+        if self.last_keyframe is not None:
+            info["keyframe"] = self.last_keyframe.as_info()
+        return info
 
     def _proprio(self) -> np.ndarray:
+        if self.arm.mode == "keyframe":
+            return np.append(self.arm.state(), np.float32(self._steps))
         return self.arm.state()
 
     def _success(self) -> bool:

@@ -47,7 +47,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=100)
     parser.add_argument("--tasks", nargs="*", default=list(SUITE.tasks))
     parser.add_argument("--split", default="train", choices=["train", "test", "all"])
-    parser.add_argument("--action-mode", default="default", choices=["default", "joint_position"])
+    parser.add_argument("--action-mode", default="default", choices=["default", "joint_position", "keyframe"])
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args()
     jobs = [(t, args.seeds, args.split, args.action_mode) for t in args.tasks]

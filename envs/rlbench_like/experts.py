@@ -3,8 +3,12 @@
 A task's `script` is a generator of Waypoints that reads the privileged state each time it is asked
 for the next one, so later waypoints are planned from where objects actually are (after a grasp, a
 drawer pull, a push). Each move is a minimum-jerk interpolation of position (and a slerp of yaw) from
-the commanded tcp pose, ending at rest, followed by `dwell` still steps, so every waypoint is a pause
-that the keyframe heuristic finds.
+the commanded tcp pose, followed by `dwell` still steps and then as many as the arm needs to come to
+rest (every joint slower than the keyframe heuristic's threshold, at most MAX_REST_STEPS more), so
+every waypoint is a pause that the keyframe heuristic finds.
+
+In the keyframe action mode each waypoint is one action (its pose, then its gripper command: RLBench's
+move-then-gripper order), executed by motion.py at its one speed instead of the waypoint's.
 """
 
 from __future__ import annotations
@@ -13,32 +17,19 @@ from typing import Any
 
 import numpy as np
 
-from polyact.envs.rlbench_like.arm import CONTROL_HZ
 from polyact.envs.rlbench_like.env import RLBenchLikeEnv
-from polyact.envs.rlbench_like.rotations import (
-    quat_conj,
-    quat_mul,
-    quat_to_euler,
-    quat_to_rotvec,
-    slerp,
-)
+from polyact.envs.rlbench_like.motion import STOPPING_DELTA, min_jerk, move_steps, pose_action
+from polyact.envs.rlbench_like.rotations import quat_conj, quat_mul, quat_to_euler, slerp
 from polyact.envs.rlbench_like.tasks.base import OPEN, Waypoint
 
-ANGULAR_SPEED = 1.5  # rad/s, mean over a move
-
-
-def min_jerk(tau: float) -> float:
-    """Minimum-jerk progress from 0 to 1 with zero velocity and acceleration at both ends."""
-    return tau**3 * (10 - 15 * tau + 6 * tau**2)
+MAX_REST_STEPS = 10
+REST_SPEED = 0.5 * STOPPING_DELTA  # rad/s: margin under the threshold, which finite differences blur
 
 
 class _Move:
     def __init__(self, wp: Waypoint, start_pos: np.ndarray, start_quat: np.ndarray):
         self.wp, self.start_pos, self.start_quat = wp, start_pos, start_quat
-        dt = 1.0 / CONTROL_HZ
-        dist = float(np.linalg.norm(wp.pos - start_pos))
-        angle = float(np.linalg.norm(quat_to_rotvec(quat_mul(wp.quat, quat_conj(start_quat)))))
-        self.steps = max(wp.min_steps, int(np.ceil(dist / (wp.speed * dt))), int(np.ceil(angle / (ANGULAR_SPEED * dt))))
+        self.steps = max(wp.min_steps, move_steps(start_pos, start_quat, wp.pos, wp.quat, wp.speed))
         self.k = 0
 
     def next_pose(self) -> tuple[np.ndarray, np.ndarray]:
@@ -46,9 +37,13 @@ class _Move:
         s = min_jerk(min(self.k / self.steps, 1.0))
         return self.start_pos + s * (self.wp.pos - self.start_pos), slerp(self.start_quat, self.wp.quat, s)
 
-    @property
-    def done(self) -> bool:
-        return self.k >= self.steps + self.wp.dwell
+    def done(self, joint_velocities: np.ndarray) -> bool:
+        if self.k < self.steps + self.wp.dwell:
+            return False
+        return (
+            bool(np.all(np.abs(joint_velocities) <= REST_SPEED))
+            or self.k >= self.steps + self.wp.dwell + MAX_REST_STEPS
+        )
 
 
 class ScriptedExpert:
@@ -70,7 +65,9 @@ class ScriptedExpert:
         self._priv = info["privileged"]
         if self._script is None:
             self._script = self.env.task_impl.script(lambda: self._priv)
-        while not self.finished and (self._move is None or self._move.done):
+        if self.env.arm.mode == "keyframe":
+            return self._keyframe()
+        while not self.finished and (self._move is None or self._move.done(self._priv["joint_velocities"])):
             wp = next(self._script, None)
             if wp is None:
                 self.finished = True
@@ -85,6 +82,14 @@ class ScriptedExpert:
         else:
             pos, quat = self._move.next_pose()
         return self._action(pos, quat)
+
+    def _keyframe(self) -> np.ndarray:
+        wp = None if self.finished else next(self._script, None)
+        if wp is None:  # the script is done: stay where the arm is
+            self.finished = True
+            return pose_action(self._priv["target_pos"], self._priv["target_quat"], self._gripper)
+        self._gripper = wp.gripper
+        return pose_action(wp.pos, wp.quat, wp.gripper)
 
     def _action(self, pos: np.ndarray, quat: np.ndarray) -> np.ndarray:
         if self.env.arm.mode == "joint_position":
