@@ -53,6 +53,11 @@ COMMANDS: dict[str, Command] = {
         "polyact.data.recode:ConvertConfig",
         "polyact.data.recode:run",
     ),
+    "data keyframes": Command(
+        "a keyframe-action dataset (next keyframe pose per observation, PerAct) from dense demonstrations",
+        "polyact.keyframe_data:KeyframeDataConfig",
+        "polyact.keyframe_data:run",
+    ),
     "serve": Command(
         "serve a checkpoint over a websocket (msgpack arrays) to robots, batching concurrent clients",
         "polyact.deploy.config:ServeConfig",

@@ -24,6 +24,7 @@ FORBIDDEN = {
     "train": {"envs", "eval", "deploy", "collect", "bench", "cli", "quickstart"},
     "eval": {"train", "deploy", "collect", "bench", "cli", "quickstart"},
     "collect": {"policies", "train", "eval", "deploy", "bench", "cli", "quickstart"},
+    "keyframe_data": {"policies", "train", "eval", "deploy", "collect", "bench", "cli", "quickstart"},
     "deploy": {"train", "eval", "collect", "bench", "cli", "quickstart"},
     "config": {"envs", "data", "policies", "train", "eval", "deploy", "collect", "bench", "cli", "quickstart"},
     "cli": {"bench"},
