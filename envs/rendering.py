@@ -22,6 +22,9 @@ from polyact.errors import ConfigError, unknown_name
 
 
 def _free(gl_context: object, mjr_context: mujoco.MjrContext) -> None:
+    # The MjrContext's textures and framebuffers are names in its own GL context: freed while another
+    # renderer's context is current, they would delete that renderer's objects of the same names.
+    gl_context.make_current()
     mjr_context.free()
     gl_context.free()
 

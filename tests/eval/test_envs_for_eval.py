@@ -28,6 +28,29 @@ def test_split_infos_undoes_gymnasiums_batching():
     assert split_infos(batched, 3) == [{"success": True}, {"success": False, "nested": {"a": 2}}, {}]
 
 
+def test_closing_one_environment_leaves_the_others_frames_intact():
+    """Each env renders with its own GL context. Freeing a renderer once freed its textures and
+    framebuffers in whichever context was current (a newer env's), so every task a worker reached
+    after its first `max_envs` rendered garbage: the frames must equal a fresh env's after any closes."""
+    cfg = EnvConfig(tasks="MT10", cameras=["corner"], height=32, width=32)
+    env = MultiTaskEnv(cfg, "reach-v3", max_envs=1)
+    try:
+        frames = {}
+        for task in ("reach-v3", "push-v3", "pick-place-v3", "push-v3"):  # each switch closes the last env
+            obs, _ = env.reset(seed=3, options={"task": task})
+            frames.setdefault(task, []).append(obs["rgb/corner"])
+        for task in ("push-v3", "pick-place-v3"):
+            fresh = MultiTaskEnv(EnvConfig(tasks=task, cameras=["corner"], height=32, width=32))
+            try:
+                expected, _ = fresh.reset(seed=3)
+            finally:
+                fresh.close()
+            for frame in frames[task]:
+                np.testing.assert_array_equal(frame, expected["rgb/corner"])
+    finally:
+        env.close()
+
+
 @pytest.mark.slow
 def test_multitask_env_switches_tasks_and_closes_the_least_recently_used():
     env = MultiTaskEnv(CFG, "reach-v3", max_envs=2)
