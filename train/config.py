@@ -54,6 +54,10 @@ class TrainConfig:
     device: str = "auto"
     sharding: str = "ddp"  # used only under torchrun
     num_workers: int = 2  # DataLoader worker processes
+    # per process (data/reader.py): episode files kept open (raise `ulimit -n` with it; each file ~0.5 MiB), and
+    # the MiB of features read once and held; holding needs every episode's file open
+    data_open_files: int = 1024
+    data_memory_mb: int = 512
     checkpoint_every: int = 1000
     keep_checkpoints: int = 2
     log_every: int = 50
@@ -77,6 +81,11 @@ class TrainConfig:
             raise ConfigError("checkpoint_every, log_every and keep_checkpoints must be >= 1")
         if not 0 <= self.ema_decay < 1:
             raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.data_memory_mb < 0 or self.data_open_files < 1:
+            raise ConfigError(
+                f"need data_memory_mb >= 0 (0 = read frames from disk) and data_open_files >= 1, got "
+                f"{self.data_memory_mb} and {self.data_open_files}"
+            )
         if self.num_workers < 0 or self.max_minutes < 0:
             raise ConfigError("num_workers and max_minutes must be >= 0")
 
@@ -89,6 +98,8 @@ class TrainConfig:
             "steps",
             "progress",
             "num_workers",
+            "data_open_files",
+            "data_memory_mb",
             "max_minutes",
             "log_every",
             "checkpoint_every",

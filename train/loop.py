@@ -115,7 +115,7 @@ def _train(cfg: TrainConfig, d: Dist) -> Path:
     per_rank = cfg.batch_size // d.world_size
 
     # --- data ---------------------------------------------------------------------------------------
-    dataset = EpisodeDataset(cfg.dataset)
+    dataset = EpisodeDataset(cfg.dataset, max_open_files=cfg.data_open_files, memory_budget=cfg.data_memory_mb << 20)
     resume = latest_checkpoint(out)
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank
     policy = _build(cfg, dataset, resume).to(d.device).train()

@@ -215,6 +215,16 @@ def test_bad_training_config_is_refused(metaworld_dataset, tmp_path):
         load_config(TrainConfig, overrides(metaworld_dataset, tmp_path, "policy.head.name=difusion"))
     with pytest.raises(ConfigError, match="batch_size"):
         load_config(TrainConfig, overrides(metaworld_dataset, tmp_path, "batch_size=0"))
+    with pytest.raises(ConfigError, match="data_open_files >= 1"):
+        load_config(TrainConfig, overrides(metaworld_dataset, tmp_path, "data_open_files=0"))
+
+
+def test_how_the_data_is_read_is_not_part_of_a_runs_identity():
+    """Holding the dataset in memory or keeping more files open changes speed, not the run: a run
+    resumed with other data settings continues the same optimisation."""
+    base = TrainConfig(dataset="d", out="o")
+    other = TrainConfig(dataset="d", out="o", data_open_files=4096, data_memory_mb=0, num_workers=0)
+    assert base.resume_identity() == other.resume_identity()
 
 
 @pytest.mark.slow
