@@ -118,7 +118,7 @@ def _record_in_worker(task: str, seed: int, env_cfg: EnvConfig, stop_on_success:
     episode = record_episode(env, expert, seed, stop_on_success)
     annotate = suite(env.contract.suite).annotate
     if annotate is not None:
-        episode.extra.update(annotate(episode))
+        episode.extra.update(annotate(episode, env))
     return episode
 
 

@@ -37,7 +37,8 @@ class Suite:
 
     Its names must equal its entry in envs/catalog.py (tests/envs/test_catalog.py checks). `annotate`
     (optional) adds suite-specific per-episode metadata when a demonstration is recorded (e.g. keyframe
-    indices); it gets the Episode and returns a JSON-serialisable dict. `keyframe_transitions` and
+    indices); it gets the Episode and the env that recorded it (still holding that episode's state) and
+    returns a JSON-serialisable dict. `keyframe_transitions` and
     `keyframe_spec` (optional, both or neither) turn dense demonstrations into keyframe-action ones
     (envs/rlbench_like/keyframe_actions.py has their contract).
     """
@@ -48,7 +49,7 @@ class Suite:
     make_env: Callable[[str, EnvConfig], PolyactEnv]
     make_expert: Callable[[PolyactEnv], Expert]
     cameras: tuple[str, ...] = ()
-    annotate: Callable[[Any], dict[str, Any]] | None = None
+    annotate: Callable[[Any, Any], dict[str, Any]] | None = None
     keyframe_transitions: Callable[..., Any] | None = None
     keyframe_spec: Callable[[EnvSpec], EnvSpec] | None = None
 

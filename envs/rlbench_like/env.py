@@ -67,6 +67,10 @@ class RLBenchLikeEnv(PolyactEnv):
         self.variations = task.variations()
         self.variation: Variation = self.variations[0]
         self.last_keyframe: KeyframeOutcome | None = None
+        fingers = [model.body(b).id for b in ("left_finger", "right_finger")]
+        self._finger_bodies = np.array(fingers)
+        self._robot_geoms = model.body_rootid[model.geom_bodyid] == model.body_rootid[fingers[0]]
+        self.contact_history: list[bool] = []  # finger_contact() at every observation of the episode
 
     def _choose_variation(self, rng: np.random.Generator, options: dict[str, Any]) -> Variation:
         if "variation" in options:
@@ -94,6 +98,7 @@ class RLBenchLikeEnv(PolyactEnv):
             mujoco.mj_step(self.model, self.data)
         self.task_impl.after_step(self.sim)
         self.last_keyframe = None
+        self.contact_history = [self.finger_contact()]
         return self.variation.instructions[int(rng.integers(len(self.variation.instructions)))]
 
     def _apply_action(self, action: np.ndarray) -> None:
@@ -102,6 +107,15 @@ class RLBenchLikeEnv(PolyactEnv):
         else:
             self.arm.step(action)
             self.task_impl.after_step(self.sim)
+        self.contact_history.append(self.finger_contact())
+
+    def finger_contact(self) -> bool:
+        """Whether a finger touches anything that is not the robot (RLBench's touch forces, as a flag)."""
+        con = self.data.contact
+        b1, b2 = self.model.geom_bodyid[con.geom1], self.model.geom_bodyid[con.geom2]
+        first = np.isin(b1, self._finger_bodies) & ~self._robot_geoms[con.geom2]
+        second = np.isin(b2, self._finger_bodies) & ~self._robot_geoms[con.geom1]
+        return bool(np.any(first | second))
 
     def _after_control_step(self) -> bool:
         self.task_impl.after_step(self.sim)

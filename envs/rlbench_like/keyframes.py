@@ -8,7 +8,8 @@ steps only the last is kept. One deviation: where PerAct waits four steps after 
 before it may find another (so a long pause yields a keyframe every five steps), a rest here counts
 only if the arm moved since the previous keyframe, so one pause is one keyframe.
 
-The collector stores them in `Episode.extra["keyframes"]` through the suite's `annotate`.
+The collector stores them in `Episode.extra["keyframes"]` through the suite's `annotate`, beside the
+per-step finger contacts and GravMAD's sub-goal keyframes (subgoals.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from polyact.envs.rlbench_like.arm import CONTROL_HZ, STATE_NAMES
+from polyact.envs.rlbench_like.subgoals import subgoal_keyframes
 
 STOPPING_DELTA = 0.1  # rad/s, PerAct's
 _JOINT_COLUMNS = [STATE_NAMES.index(f"joint_{i}") for i in range(1, 8)]
@@ -49,6 +51,14 @@ def keyframes(
     return keys
 
 
+def gripper_open_states(actions: np.ndarray) -> np.ndarray:
+    """(T,) whether the gripper is open at each step: the command of the action before (open when
+    negative; step 0 takes its own), the command and not the measured opening, which never reaches
+    "closed" around an object."""
+    commands = np.asarray(actions)[:, -1]
+    return np.concatenate([commands[:1], commands[:-1]]) < 0
+
+
 def episode_keyframes(states: np.ndarray, actions: np.ndarray, control_hz: float = CONTROL_HZ) -> list[int]:
     """Keyframes of a recorded rlbench_like episode (either action mode).
 
@@ -58,13 +68,21 @@ def episode_keyframes(states: np.ndarray, actions: np.ndarray, control_hz: float
     object. Joint velocities are finite differences of the joint positions.
     """
     states, actions = np.asarray(states), np.asarray(actions)
-    commands = actions[:, -1]
-    gripper_open = np.concatenate([commands[:1], commands[:-1]]) < 0
+    gripper_open = gripper_open_states(actions)
     joints = states[:, _JOINT_COLUMNS]
     velocities = np.gradient(joints, 1.0 / control_hz, axis=0) if len(joints) > 1 else np.zeros_like(joints)
     return keyframes(gripper_open, velocities)
 
 
-def annotate(episode: Any) -> dict[str, Any]:
-    """The suite's per-episode metadata for the collector: {"keyframes": [...]} (an Episode in)."""
-    return {"keyframes": episode_keyframes(episode.observations["state"], episode.actions)}
+def annotate(episode: Any, env: Any) -> dict[str, Any]:
+    """The suite's per-episode metadata for the collector, from the Episode and the env that recorded it:
+    `keyframes` (PerAct), `finger_contact` (per step: a finger touching something not the robot) and
+    `subgoals` (GravMAD's sub-goal keyframes, subgoals.py)."""
+    states, actions = np.asarray(episode.observations["state"]), np.asarray(episode.actions)
+    keys = episode_keyframes(states, actions)
+    contact = np.asarray(env.contact_history[: len(actions)], bool)
+    return {
+        "keyframes": keys,
+        "finger_contact": [bool(c) for c in contact],
+        "subgoals": subgoal_keyframes(keys, gripper_open_states(actions), contact),
+    }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 
 from polyact.data.episode import Episode
@@ -73,4 +75,10 @@ def test_episode_keyframes_read_states_and_commands():
         rewards=np.zeros(t, np.float32),
         successes=np.zeros(t, bool),
     )
-    assert annotate(episode) == {"keyframes": [4, 7, 9]}
+    contact = [False] * 8 + [True] * 3  # the fingers touch the block from step 8 (one entry per observation)
+    recorder = SimpleNamespace(contact_history=contact)
+    assert annotate(episode, recorder) == {
+        "keyframes": [4, 7, 9],
+        "finger_contact": contact[:t],
+        "subgoals": [7, 9],  # 4 is a rest with no gripper or contact change; 7 closes; 9 is the last
+    }
