@@ -114,7 +114,9 @@ def logged_run(path, slots: int, execution: str = "", tasks=("reach-v3", "push-v
 def test_a_checkpoint_declares_what_it_needs(checkpoint):
     policy = load_policy(str(checkpoint), num_envs=2)
     assert isinstance(policy, TrainedPolicy)
-    assert policy.requirements == PolicyRequirements(("corner",), 4, 4, 3, (32, 32))
+    assert policy.requirements == PolicyRequirements(
+        ("corner",), 4, 4, 3, (32, 32), action_names=("dx", "dy", "dz", "gripper")
+    )
 
 
 def test_episode_actions_do_not_depend_on_batching(checkpoint):
