@@ -17,10 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from polyact.data import DatasetWriter, Episode, EpisodeDataset
-from polyact.data.format import MANIFEST_NAME
+from polyact.data.recode import rewrite_episodes
 from polyact.envs.registry import suite
 from polyact.errors import ConfigError, DatasetError
 
@@ -82,28 +81,21 @@ def convert(cfg: KeyframeDataConfig) -> Path:
     if spec.notes.get("action_mode", "default") == "keyframe":
         raise DatasetError(f"{cfg.src} already holds keyframe actions")
     provenance = {"source": str(Path(cfg.src).resolve()), "every_n": cfg.every_n}
-    out = Path(cfg.out)
-    if (out / MANIFEST_NAME).exists():
-        writer = DatasetWriter.open(out)
-        if writer.metadata.get("keyframes_from") != provenance:
-            writer.close()
-            raise DatasetError(
-                f"{out} already holds a dataset that is not an interrupted keyframe conversion of {cfg.src} "
-                f"with every_n={cfg.every_n}; choose another out"
-            )
-    else:
-        writer = DatasetWriter.for_spec(
+
+    def create(out: Path) -> DatasetWriter:
+        return DatasetWriter.for_spec(
             out,
             chosen.keyframe_spec(spec),
             tasks=source.tasks,
             metadata={**source.metadata, "keyframes_from": provenance},
             **source.storage,
         )
-    with writer:
-        done = writer.num_episodes
-        for index in tqdm(range(done, len(source)), desc="keyframes", unit="ep", initial=done, total=len(source)):
-            writer.add_episode(keyframe_episode(source.load_episode(index), chosen.keyframe_transitions, cfg.every_n))
-    return out
+
+    def transform(episode: Episode) -> Episode:
+        return keyframe_episode(episode, chosen.keyframe_transitions, cfg.every_n)
+
+    out = Path(cfg.out)
+    return rewrite_episodes(source, out, "keyframes_from", provenance, create, transform, "keyframe conversion")
 
 
 def run(cfg: KeyframeDataConfig) -> Path:

@@ -7,11 +7,14 @@ one. Every value is kept except what a setting rounds by design (depth in millim
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
+from polyact.data.episode import Episode
 from polyact.data.format import DEPTH_STORAGES, IMAGE_COMPRESSIONS, MANIFEST_NAME
 from polyact.data.reader import EpisodeDataset
 from polyact.data.writer import DatasetWriter
@@ -47,12 +50,9 @@ def convert(cfg: ConvertConfig) -> Path:
     source = EpisodeDataset(cfg.src)
     storage = {"image_compression": cfg.image_compression, "depth_storage": cfg.depth_storage}
     provenance = {"source": str(Path(cfg.src).resolve()), "format": "polyact", "storage": storage}
-    out = Path(cfg.out)
-    if (out / MANIFEST_NAME).exists():
-        writer = DatasetWriter.open(out)
-        _check_resumable(writer, source, provenance)
-    else:
-        writer = DatasetWriter.create(
+
+    def create(out: Path) -> DatasetWriter:
+        return DatasetWriter.create(
             out,
             features=source.features,
             action=source.action_feature,
@@ -62,26 +62,51 @@ def convert(cfg: ConvertConfig) -> Path:
             metadata={**source.metadata, "converted_from": provenance},
             **storage,
         )
+
+    return rewrite_episodes(source, Path(cfg.out), "converted_from", provenance, create, lambda e: e, "conversion")
+
+
+def rewrite_episodes(
+    source: EpisodeDataset,
+    out: Path,
+    provenance_key: str,
+    provenance: dict[str, Any],
+    create: Callable[[Path], DatasetWriter],
+    transform: Callable[[Episode], Episode],
+    what: str,
+) -> Path:
+    """Write `transform(episode)` of every episode of `source` not yet in `out`, resumably.
+
+    `out` is a new dataset made by `create` (whose metadata must hold `provenance` under `provenance_key`)
+    or what a stopped run of the same rewrite left there: the same provenance and, so far, the same
+    episodes (task and seed) in the same order; anything else is refused."""
+    if (out / MANIFEST_NAME).exists():
+        writer = DatasetWriter.open(out)
+        _check_resumable(writer, source, provenance_key, provenance, what)
+    else:
+        writer = create(out)
     with writer:
         done = writer.num_episodes
-        for index in tqdm(range(done, len(source)), desc="convert", unit="ep", initial=done, total=len(source)):
-            writer.add_episode(source.load_episode(index))
+        for index in tqdm(range(done, len(source)), desc=what, unit="ep", initial=done, total=len(source)):
+            writer.add_episode(transform(source.load_episode(index)))
     return out
 
 
-def _check_resumable(writer: DatasetWriter, source: EpisodeDataset, provenance: dict) -> None:
-    """The existing output must be this conversion of this source, stopped part way."""
-    made_from = writer.metadata.get("converted_from")
+def _check_resumable(
+    writer: DatasetWriter, source: EpisodeDataset, provenance_key: str, provenance: dict[str, Any], what: str
+) -> None:
+    """The existing output must be this rewrite of this source, stopped part way."""
+    made_from = writer.metadata.get(provenance_key)
     copied = writer.episodes
     same_episodes = len(copied) <= len(source) and all(
-        (c.task, c.seed, c.length) == (s.task, s.seed, s.length)
-        for c, s in zip(copied, source.episodes[: len(copied)], strict=True)
+        (c.task, c.seed) == (s.task, s.seed) for c, s in zip(copied, source.episodes[: len(copied)], strict=True)
     )
     if made_from != provenance or not same_episodes:
         writer.close()
+        settings = ", ".join(f"{k}={v}" for k, v in provenance.items() if k != "source")
         raise DatasetError(
-            f"{writer.path} already holds a dataset that is not an interrupted conversion of {source.path} with "
-            f"these settings (it says converted_from={made_from}); choose another out"
+            f"{writer.path} already holds a dataset that is not an interrupted {what} of {source.path} with these "
+            f"settings ({settings}; it says {provenance_key}={made_from}); choose another out"
         )
 
 

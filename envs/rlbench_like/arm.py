@@ -73,7 +73,9 @@ def action_spec(mode: str, model: mujoco.MjModel | None) -> ActionSpec:
                 "the world frame when the gripper points straight down with its fingers along world y; " + _GRIPPER_TEXT
             ),
         )
-    if mode == "joint_position" and model is not None:
+    if mode == "joint_position":
+        if model is None:
+            raise ValueError("the joint_position action spec needs the model: its joint limits bound the actions")
         ids = [model.joint(j).id for j in ARM_JOINTS]
         return ActionSpec(
             names=(*(f"joint_{i}" for i in range(1, 8)), "gripper"),

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from polyact.envs.rlbench_like.env import RLBenchLikeEnv
-from polyact.envs.rlbench_like.motion import STOPPING_DELTA, min_jerk, move_steps, pose_action
+from polyact.envs.rlbench_like.keyframes import STOPPING_DELTA
+from polyact.envs.rlbench_like.motion import min_jerk, move_steps, pose_action
 from polyact.envs.rlbench_like.rotations import quat_conj, quat_mul, quat_to_euler, slerp
 from polyact.envs.rlbench_like.tasks.base import OPEN, Waypoint
 

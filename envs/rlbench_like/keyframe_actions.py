@@ -15,7 +15,7 @@ import numpy as np
 
 from polyact.contract import EnvSpec
 from polyact.envs.rlbench_like.arm import KEYFRAME_STATE_NAMES, STATE_NAMES, action_spec
-from polyact.envs.rlbench_like.keyframes import episode_keyframes
+from polyact.envs.rlbench_like.keyframes import episode_keyframes, gripper_open_states
 from polyact.envs.rlbench_like.motion import KEYFRAME_EPISODE_STEPS, pose_action
 
 _POSE = slice(STATE_NAMES.index("ee_x"), STATE_NAMES.index("ee_qz") + 1)
@@ -38,8 +38,8 @@ def keyframe_transitions(
 
     states: (T, S) `state` observations; actions: (T, A) with the gripper command last (either dense
     action mode); keyframes: the episode's keyframe steps (None: found with `episode_keyframes`).
-    The gripper state at a keyframe is +1 closed or -1 open, the command of the action before it (the
-    rule `episode_keyframes` uses). `keyframes_done` at a sample counts the keyframes at or before it:
+    The gripper state at a keyframe is +1 closed or -1 open, by `gripper_open_states` (the rule
+    `episode_keyframes` uses). `keyframes_done` at a sample counts the keyframes at or before it:
     the number of keyframe actions the keyframe env has executed when it shows that observation.
     """
     states, actions = np.asarray(states), np.asarray(actions)
@@ -56,11 +56,11 @@ def keyframe_transitions(
     steps = np.array(sorted(chosen), dtype=np.int64)
     done = np.searchsorted(keys, steps, side="right")
     targets = keys[done]
-    closed = actions[targets - 1, -1] > 0
+    open_at_target = gripper_open_states(actions)[targets]
     labels = np.stack(
         [
-            pose_action(states[t, _POSE][:3], states[t, _POSE][3:], 1.0 if c else -1.0)
-            for t, c in zip(targets, closed, strict=True)
+            pose_action(states[t, _POSE][:3], states[t, _POSE][3:], -1.0 if is_open else 1.0)
+            for t, is_open in zip(targets, open_at_target, strict=True)
         ]
     )
     with_count = np.concatenate([states[steps], done[:, None].astype(states.dtype)], axis=1)

@@ -12,13 +12,14 @@ As in RLBench, success is checked after every control step of the move and the m
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 from polyact.envs.rlbench_like.arm import CONTROL_HZ, Arm
+from polyact.envs.rlbench_like.keyframes import STOPPING_DELTA
 from polyact.envs.rlbench_like.rotations import euler_to_quat, quat_conj, quat_mul, quat_to_euler, quat_to_rotvec, slerp
 
 KEYFRAME_EPISODE_STEPS = 25  # PerAct's, RVT's and 3D Diffuser Actor's limit on keyframe actions per episode
@@ -26,7 +27,6 @@ LINEAR_SPEED = 0.25  # m/s, mean over a move (the peak is 1.875 times this)
 ANGULAR_SPEED = 1.5  # rad/s, mean over a move
 MIN_MOVE_STEPS = 4
 MAX_SETTLE_STEPS = 20  # control steps allowed for the arm to come to rest at the target
-STOPPING_DELTA = 0.1  # rad/s: every joint slower than this is "at rest" (PerAct's keyframe threshold)
 GRIP_STEPS = 8  # control steps for the fingers to close or open (0.4 s)
 REACHED_POS = 0.01  # m: the measured tcp within this of the target counts as reached
 REACHED_ROT = 0.1  # rad
@@ -80,33 +80,31 @@ def execute_keyframe(arm: Arm, action: np.ndarray, after_step: Callable[[], bool
     reachable = arm.ik.solve(pos, quat, arm.q_cmd, max_iters=100).converged
     start_pos, start_quat = arm.target_pos.copy(), arm.target_quat.copy()
     holding = arm.gripper_command
-    steps = 0
 
-    def outcome(stopped: bool) -> KeyframeOutcome:
+    def outcome(steps: int, stopped: bool) -> KeyframeOutcome:
         tcp_pos, tcp_quat = arm.tcp_pose()
         pos_error = float(np.linalg.norm(tcp_pos - pos))
         rot_error = float(np.linalg.norm(quat_to_rotvec(quat_mul(quat, quat_conj(tcp_quat)))))
         reached = pos_error <= REACHED_POS and rot_error <= REACHED_ROT
         return KeyframeOutcome(reached, reachable, pos_error, rot_error, steps, stopped)
 
-    n = move_steps(start_pos, start_quat, pos, quat, LINEAR_SPEED)
-    for k in range(1, n + 1):
-        s = min_jerk(k / n)
-        arm.step_to_pose(start_pos + s * (pos - start_pos), slerp(start_quat, quat, s), holding)
-        steps += 1
+    def commands() -> Iterator[tuple[np.ndarray, np.ndarray, float]]:
+        """The commanded pose and gripper of each control step: the move, the settle, the gripper."""
+        n = move_steps(start_pos, start_quat, pos, quat, LINEAR_SPEED)
+        for k in range(1, n + 1):
+            s = min_jerk(k / n)
+            yield start_pos + s * (pos - start_pos), slerp(start_quat, quat, s), holding
+        for _ in range(MAX_SETTLE_STEPS):  # at rest = every joint slower than PerAct's keyframe threshold
+            if np.all(np.abs(arm.joint_velocities()) <= STOPPING_DELTA):
+                break
+            yield pos, quat, holding
+        if gripper != holding:
+            for _ in range(GRIP_STEPS):
+                yield pos, quat, gripper
+
+    steps = 0
+    for steps, command in enumerate(commands(), start=1):
+        arm.step_to_pose(*command)
         if after_step():
-            return outcome(True)
-    for _ in range(MAX_SETTLE_STEPS):
-        if np.all(np.abs(arm.joint_velocities()) <= STOPPING_DELTA):
-            break
-        arm.step_to_pose(pos, quat, holding)
-        steps += 1
-        if after_step():
-            return outcome(True)
-    if gripper != holding:
-        for _ in range(GRIP_STEPS):
-            arm.step_to_pose(pos, quat, gripper)
-            steps += 1
-            if after_step():
-                return outcome(True)
-    return outcome(False)
+            return outcome(steps, stopped=True)
+    return outcome(steps, stopped=False)
