@@ -191,7 +191,8 @@ class PolicyRequirements:
     or a robot that does not provide it.
 
     `image_size` is (height, width), or None for a policy that resizes whatever it gets; `depth` says
-    whether it reads depth and intrinsics (SpatialVLA's Ego3D encoding).
+    whether it reads depth and intrinsics (SpatialVLA's Ego3D encoding); `camera_poses` whether it reads
+    intrinsics and extrinsics (heatmap translation projects world points into the cameras).
     """
 
     cameras: tuple[str, ...]
@@ -201,6 +202,7 @@ class PolicyRequirements:
     image_size: tuple[int, int] | None = None
     depth: bool = False
     action_names: tuple[str, ...] = ()  # empty: unknown (a policy saved without its environment spec)
+    camera_poses: bool = False
 
     @classmethod
     def of(cls, config: Any, env_spec: EnvSpec | None = None) -> PolicyRequirements:
@@ -215,6 +217,7 @@ class PolicyRequirements:
             image_size=size,
             depth=bool(config.vision.depth),
             action_names=tuple(env_spec.action.names) if env_spec is not None else (),
+            camera_poses=getattr(config, "translation", "head") == "heatmap",
         )
 
     def inputs(self) -> dict[str, FeatureSpec]:
@@ -227,6 +230,10 @@ class PolicyRequirements:
             for cam in self.cameras:
                 inputs[f"depth/{cam}"] = FeatureSpec("float32", self.image_size)
                 inputs[f"intrinsics/{cam}"] = FeatureSpec("float32", (3, 3))
+        if self.camera_poses:
+            for cam in self.cameras:
+                inputs[f"intrinsics/{cam}"] = FeatureSpec("float32", (3, 3))
+                inputs[f"extrinsics/{cam}"] = FeatureSpec("float32", (4, 4))
         inputs["state"] = FeatureSpec("float32", (self.state_dim,))
         if self.goal_dim:
             inputs["goal"] = FeatureSpec("float32", (self.goal_dim,))

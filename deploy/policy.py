@@ -137,6 +137,7 @@ class ServedPolicy:
         """One forward pass on a blank observation, so the first client does not pay for lazy setup."""
         blank: dict[str, Any] = {k: np.zeros(f.shape, f.dtype) for k, f in self.inputs.items()}
         blank.update({k: np.eye(3, dtype=np.float32) for k in self.inputs if k.startswith("intrinsics/")})
+        blank.update({k: np.eye(4, dtype=np.float32) for k in self.inputs if k.startswith("extrinsics/")})
         self.infer({**blank, "instruction": "warm up"}, seed=0)
 
 

@@ -21,6 +21,7 @@ DECODINGS = ("parallel", "autoregressive")
 TIMESTEP_SPACINGS = ("trailing", "leading")
 ACTION_NORMALIZATIONS = ("q01_q99", "min_max")
 EXECUTIONS = ("receding_horizon", "temporal_ensemble")
+TRANSLATIONS = ("head", "heatmap")
 LEGACY_KEYS = {"heads": "attention_heads", "execute": "replan_every"}  # checkpoints of polyact <= 2026-11-26
 
 # Values that fields left at 0 / empty take, per named size. Parameter counts are in docs/policies.md.
@@ -195,6 +196,9 @@ class PolicyConfig:
     attention_heads: int = 0  # (0: size's)
     dropout: float = 0.0
     action_normalization: str = "q01_q99"  # "q01_q99" (OpenVLA bounds) or "min_max"
+    # "head": the head predicts all of the action; "heatmap": x, y, z (world frame) come from per-camera
+    # heatmaps (heatmap.py, RVT's idea; keyframe actions), the head predicts the rest
+    translation: str = "head"
 
     def __post_init__(self) -> None:
         # nested configs arrive as dicts from config.json or plain dict overrides
@@ -205,6 +209,12 @@ class PolicyConfig:
         _check_choice("size", self.size, tuple(SIZES))
         _check_choice("action normalization", self.action_normalization, ACTION_NORMALIZATIONS)
         _check_choice("execution mode", self.execution, EXECUTIONS)
+        _check_choice("translation", self.translation, TRANSLATIONS)
+        if self.translation == "heatmap" and (self.vision.encoder != "conv" or self.chunk != 1):
+            raise ConfigError(
+                "translation='heatmap' needs vision.encoder='conv' (its decoder uses the conv stages) and chunk=1 "
+                f"(one keyframe per call); got vision.encoder={self.vision.encoder!r}, chunk={self.chunk}"
+            )
         resolved = self.resolved()
         if resolved.width % resolved.attention_heads:
             raise ConfigError(f"width {resolved.width} is not divisible by attention_heads {resolved.attention_heads}")

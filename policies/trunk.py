@@ -47,8 +47,11 @@ class Trunk(nn.Module):
         self.blocks = nn.ModuleList(Block(width, heads, dropout) for _ in range(depth))
         self.norm = nn.LayerNorm(width)
 
-    def forward(self, context: torch.Tensor, context_pad: torch.Tensor) -> torch.Tensor:
-        """context (B, T, D) and its pad mask (B, T), True = padding -> readout features (B, R, D)."""
+    def forward(
+        self, context: torch.Tensor, context_pad: torch.Tensor, with_context: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """context (B, T, D) and its pad mask (B, T), True = padding -> readout features (B, R, D), and
+        with `with_context` the context tokens' outputs (B, T, D) too."""
         b, t, _ = context.shape
         r = self.readouts.shape[0]
         x = torch.cat([context, self.readouts.expand(b, -1, -1)], dim=1)  # (B, T + R, D)
@@ -59,4 +62,5 @@ class Trunk(nn.Module):
         attend = (allowed[None] & keys[:, None, :])[:, None]  # (B, 1, T + R, T + R)
         for block in self.blocks:
             x = block(x, attend)
-        return self.norm(x[:, t:])
+        x = self.norm(x)
+        return (x[:, t:], x[:, :t]) if with_context else x[:, t:]

@@ -75,6 +75,15 @@ class ConvEncoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
+    def stages(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Each stage's output, finest first (the heatmap decoder's skips); the last is `forward`'s."""
+        outs = []
+        for i, layer in enumerate(self.net):  # every stage ends in the fourth of its four modules
+            x = layer(x)
+            if i % 4 == 3:
+                outs.append(x)
+        return outs
+
 
 def sincos_2d(h: int, w: int, width: int) -> torch.Tensor:
     """Fixed 2-D sin-cos position embedding (MAE), (h * w, width): works at any image size."""
@@ -204,11 +213,21 @@ class CameraTokens(nn.Module):
         return ViTEncoder(cfg.width, v.vit_depth, cfg.attention_heads, v.patch_size)
 
     def forward(
-        self, cam: str, images: torch.Tensor, depth: torch.Tensor | None, intrinsics: torch.Tensor | None
+        self,
+        cam: str,
+        images: torch.Tensor,
+        depth: torch.Tensor | None,
+        intrinsics: torch.Tensor | None,
+        stages: list[torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """One camera. images: float (N, 3, H, W), normalised for scratch encoders, in [0, 1] for a
-        pretrained one; depth (N, H, W) and intrinsics (N, 3, 3) when Ego3D is on -> (N, grid^2, width)."""
-        features = self.backbone(images) if self.pretrained else self.encoders[cam](images)  # (N, C, fh, fw)
+        pretrained one; depth (N, H, W) and intrinsics (N, 3, 3) when Ego3D is on -> (N, grid^2, width).
+        A conv encoder appends its stage outputs (finest first) to `stages` when one is given."""
+        if stages is not None:
+            stages.extend(self.encoders[cam].stages(images))
+            features = stages[-1]
+        else:
+            features = self.backbone(images) if self.pretrained else self.encoders[cam](images)  # (N, C, fh, fw)
         ch, cw = self.cell
         cells = rearrange(features, "n c (gh ch) (gw cw) -> n (gh gw) (ch cw c)", ch=ch, cw=cw)
         tokens = self.proj[cam](cells) + self.pos + self.camera_embed[self.cameras.index(cam)]

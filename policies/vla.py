@@ -35,11 +35,25 @@ from polyact.contract import EnvSpec
 from polyact.errors import ConfigError, ContractError, unknown_name
 from polyact.policies.config import PolicyConfig
 from polyact.policies.heads import make_head
+from polyact.policies.heatmap import HeatmapDecoder, decode_translation, heatmap_targets, project
 from polyact.policies.history import stack_observations
 from polyact.policies.language import InstructionEncoder, build_vocab
 from polyact.policies.normalize import Normalizer
 from polyact.policies.trunk import Trunk
 from polyact.policies.vision import CameraTokens, RandomShift, sample_shifts
+
+TRANSLATION_MARGIN = 0.03  # metres the heatmap search box reaches beyond the training targets' range
+
+
+@dataclasses.dataclass
+class CameraView:
+    """What the heatmap decoder needs of one camera's last observation step (B = batch)."""
+
+    stages: list[torch.Tensor]  # the conv encoder's stage outputs, finest first, each (B, C_i, h_i, w_i)
+    image: torch.Tensor  # (B, 3 or 4, H, W): normalised RGB, then scaled depth when the policy reads depth
+    intrinsics: torch.Tensor  # (B, 3, 3), of the image as cropped / shifted
+    extrinsics: torch.Tensor  # (B, 4, 4), camera to world
+    tokens: torch.Tensor | None = None  # (B, g*g, D): the trunk's outputs for its image tokens
 
 
 class VLAPolicy(nn.Module):
@@ -68,10 +82,17 @@ class VLAPolicy(nn.Module):
         self.head = make_head(cfg.head, cfg.width, cfg.chunk, cfg.action_dim, cfg.attention_heads)
         self.trunk = Trunk(cfg.width, cfg.depth, cfg.attention_heads, self.head.num_readouts, cfg.dropout)
         self.shift = RandomShift(cfg.vision.random_shift) if cfg.vision.random_shift else None
+        self.heatmap = None
+        if cfg.translation == "heatmap":
+            self.heatmap = HeatmapDecoder(cfg.width, list(cfg.vision.channels), 3 + int(cfg.vision.depth))
+            # the box the translation is searched in: the training targets' range (set_translation_box)
+            self.register_buffer("translation_box", torch.zeros(2, 3))
         # convs run channels-last on the CPU (oneDNN's fast layout): the uint8 input already is, as a view
         self.channels_last = True
         if cfg.vision.encoder == "conv":
             self.images.encoders.to(memory_format=torch.channels_last)
+            if self.heatmap is not None:
+                self.heatmap.to(memory_format=torch.channels_last)
 
     @property
     def device(self) -> torch.device:
@@ -90,8 +111,11 @@ class VLAPolicy(nn.Module):
         top, left, height, width = self.config.vision.crop
         return images[:, :, top : top + height, left : left + width]
 
-    def _camera(self, batch: Mapping[str, Any], cam: str, generator: torch.Generator | None) -> torch.Tensor:
-        """(B, h*g*g, D) tokens of one camera over the history."""
+    def _camera(
+        self, batch: Mapping[str, Any], cam: str, generator: torch.Generator | None
+    ) -> tuple[torch.Tensor, CameraView | None]:
+        """(B, h*g*g, D) tokens of one camera over the history, and with heatmap translation what its
+        decoder needs of the last step."""
         rgb = self._crop(self._get(batch, f"obs/rgb/{cam}"))  # (B, h, H, W, 3) uint8
         b, h = rgb.shape[:2]
         x = rearrange(rgb, "b t y x c -> (b t) c y x").float()  # a channels-last view: no copy
@@ -106,6 +130,7 @@ class VLAPolicy(nn.Module):
         depth = intrinsics = None
         if self.config.vision.depth:
             depth = rearrange(self._crop(self._get(batch, f"obs/depth/{cam}")).float(), "b t y x -> (b t) y x")
+        if self.config.vision.depth or self.heatmap is not None:
             intrinsics = rearrange(self._get(batch, f"obs/intrinsics/{cam}").float(), "b t i j -> (b t) i j")
             if self.config.vision.crop:  # pixel (r, c) of the crop is (r + top, c + left) of the image
                 intrinsics = intrinsics.clone()
@@ -117,13 +142,32 @@ class VLAPolicy(nn.Module):
             x = self.shift(x, shifts)
             if depth is not None:
                 depth = self.shift(depth[:, None], shifts)[:, 0]
+            if intrinsics is not None:
                 intrinsics = self.shift.shift_intrinsics(intrinsics, shifts)
-        tokens = self.images(cam, x, depth, intrinsics)  # (B*h, g*g, D)
+        stages: list[torch.Tensor] | None = [] if self.heatmap is not None else None
+        tokens = self.images(cam, x, depth, intrinsics, stages)  # (B*h, g*g, D)
         tokens = rearrange(tokens, "(b t) n d -> b t n d", b=b) + self.step_embed[:, None] + self.type_embed[1]
-        return rearrange(tokens, "b t n d -> b (t n) d")
+        view = None
+        if stages is not None:
+            last = lambda t: rearrange(t, "(b t) ... -> b t ...", b=b)[:, -1]  # noqa: E731
+            image = x if depth is None else torch.cat([x, self._depth_channel(depth)[:, None]], dim=1)
+            extrinsics = self._get(batch, f"obs/extrinsics/{cam}").float()[:, -1]
+            view = CameraView([last(s) for s in stages], last(image), last(intrinsics), extrinsics)
+        return rearrange(tokens, "b t n d -> b (t n) d"), view
+
+    def _depth_channel(self, depth: torch.Tensor) -> torch.Tensor:
+        """Depth as an input channel of the heatmap decoder: clamped and scaled as Ego3D scales it."""
+        v = self.config.vision
+        return depth.clamp(0.0, v.ego3d_max_depth) / v.ego3d_scale
 
     def encode(self, batch: Mapping[str, Any], generator: torch.Generator | None = None) -> torch.Tensor:
         """A batch in the loader's layout -> readout tokens (B, R, D)."""
+        return self._encode(batch, generator)[0]
+
+    def _encode(
+        self, batch: Mapping[str, Any], generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, list[CameraView]]:
+        """Readout tokens (B, R, D) and, with heatmap translation, each camera's view with its trunk tokens."""
         cfg = self.config
         obs_pad = self._get(batch, "obs_is_pad").bool()  # (B, h)
         if obs_pad.shape[1] != cfg.history:
@@ -132,11 +176,13 @@ class VLAPolicy(nn.Module):
         if instructions is None:
             raise ContractError("batch lacks 'instruction' (a list of B strings)")
         text, text_pad = self.text(list(instructions))
-        parts, pads = [text + self.type_embed[0]], [text_pad]
+        parts, pads, views = [text + self.type_embed[0]], [text_pad], []
         for cam in cfg.cameras:
-            tokens = self._camera(batch, cam, generator)
+            tokens, view = self._camera(batch, cam, generator)
             parts.append(tokens)
             pads.append(repeat(obs_pad, "b t -> b (t n)", n=tokens.shape[1] // cfg.history))
+            if view is not None:
+                views.append(view)
         state = self.normalizer.normalize("state", self._get(batch, "obs/state").float())
         parts.append(self.state_proj(state) + self.step_embed + self.type_embed[2])
         pads.append(obs_pad)
@@ -144,7 +190,46 @@ class VLAPolicy(nn.Module):
             goal = self.normalizer.normalize("goal", self._get(batch, "obs/goal").float())
             parts.append(self.goal_proj(goal) + self.step_embed + self.type_embed[3])
             pads.append(obs_pad)
-        return self.trunk(torch.cat(parts, dim=1), torch.cat(pads, dim=1))
+        context = torch.cat(parts, dim=1)
+        if not views:
+            return self.trunk(context, torch.cat(pads, dim=1)), views
+        readout, outputs = self.trunk(context, torch.cat(pads, dim=1), with_context=True)
+        start, per_camera = text.shape[1], parts[1].shape[1]
+        last_step = per_camera // cfg.history
+        for i, view in enumerate(views):  # the last history step's tokens of camera i
+            end = start + (i + 1) * per_camera
+            view.tokens = outputs[:, end - last_step : end]
+        return readout, views
+
+    def _heatmap_logits(self, views: list[CameraView]) -> torch.Tensor:
+        """(B, cameras, hh*hw + 1) log-probabilities over each camera's heatmap and "not in view"."""
+        logits = [self.heatmap(v.tokens, v.stages, v.image) for v in views]
+        return torch.stack(logits, dim=1).log_softmax(-1)
+
+    def _heatmap_hw(self, views: list[CameraView]) -> tuple[int, int]:
+        finest = views[0].stages[0]
+        return 2 * finest.shape[-2], 2 * finest.shape[-1]
+
+    def _heatmap_loss(self, views: list[CameraView], target: torch.Tensor, pad: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of each camera's heatmap against the target (B, 3)'s projection, over unpadded samples."""
+        log_probs = self._heatmap_logits(views)
+        image_hw, heatmap_hw = tuple(views[0].image.shape[-2:]), self._heatmap_hw(views)
+        projected = [project(target[:, None], v.intrinsics, v.extrinsics)[:, 0] for v in views]
+        targets = torch.stack([heatmap_targets(p, image_hw, heatmap_hw) for p in projected], dim=1)
+        per_sample = -(targets * log_probs).sum(-1).mean(1)
+        keep = (~pad).float()
+        return (per_sample * keep).sum() / keep.sum().clamp(min=1.0)
+
+    def _heatmap_translation(self, views: list[CameraView]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The world point (B, 3) the heatmaps agree on best, and (B,) whether any camera sees it."""
+        return decode_translation(
+            self._heatmap_logits(views),
+            self._heatmap_hw(views),
+            tuple(views[0].image.shape[-2:]),
+            torch.stack([v.intrinsics for v in views], dim=1),
+            torch.stack([v.extrinsics for v in views], dim=1),
+            self.translation_box,
+        )
 
     # --- training -----------------------------------------------------------------------------------
     def compute_loss(
@@ -158,8 +243,12 @@ class VLAPolicy(nn.Module):
                 f"batch actions have shape {tuple(actions.shape)}; the policy predicts chunks of "
                 f"({self.config.chunk}, {self.config.action_dim})"
             )
-        readout = self.encode(batch, generator)
-        return self.head.loss(readout, self.normalizer.normalize("action", actions), pad, generator)
+        readout, views = self._encode(batch, generator)
+        loss, metrics = self.head.loss(readout, self.normalizer.normalize("action", actions), pad, generator)
+        if views:
+            heatmap_ce = self._heatmap_loss(views, actions[:, 0, :3], pad[:, 0])
+            loss, metrics = loss + heatmap_ce, {**metrics, "heatmap_ce": heatmap_ce.detach()}
+        return loss, metrics
 
     forward = compute_loss  # so DDP / FSDP wrappers can call the module
 
@@ -184,19 +273,18 @@ class VLAPolicy(nn.Module):
                 raise ContractError(f"'instruction' must be a str or a list of str, got {instruction!r:.60}")
         return stack_observations([[o] for o in obs], self.config.history)
 
-    @torch.inference_mode()
-    def sample_normalized(
-        self, obs: Any, generator: torch.Generator | None = None, noise: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """Normalised action chunks (B, H, A), before un-normalisation."""
-        return self.head.sample(self.encode(self.as_batch(obs)), generator=generator, noise=noise)
-
     def predict_chunk(
         self, obs: Any, generator: torch.Generator | None = None, noise: torch.Tensor | None = None
     ) -> np.ndarray:
-        """Action chunks (B, H, A) in raw action units, float32."""
+        """Action chunks (B, H, A) in raw action units, float32; with heatmap translation, x, y, z of the
+        (single) step are the heatmaps' point where a camera sees it, the head's elsewhere."""
         with torch.inference_mode():
-            chunk = self.normalizer.unnormalize("action", self.sample_normalized(obs, generator, noise))
+            readout, views = self._encode(self.as_batch(obs))
+            normalized = self.head.sample(readout, generator=generator, noise=noise)
+            chunk = self.normalizer.unnormalize("action", normalized)
+            if views:
+                point, seen = self._heatmap_translation(views)
+                chunk[:, 0, :3] = torch.where(seen[:, None], point, chunk[:, 0, :3])
         return chunk.float().cpu().numpy()
 
     # --- statistics and checkpoints -----------------------------------------------------------------
@@ -206,6 +294,19 @@ class VLAPolicy(nn.Module):
         self.normalizer.load_statistics(stats)
         if self.head.fits_to_data:
             self.head.fit(self._normalized_samples(action_samples), first=False)
+
+    def load_statistics(self, stats: Mapping[str, Mapping[str, Any]]) -> None:
+        """The normaliser's statistics and, with heatmap translation, the box the translation is searched
+        in: the actions' x, y, z range widened by `TRANSLATION_MARGIN` (targets lie where the demos went)."""
+        self.normalizer.load_statistics(stats)
+        if self.heatmap is None:
+            return
+        action = stats.get("action", {})
+        if "min" not in action or "max" not in action:
+            raise ConfigError("translation='heatmap' needs the action statistics' 'min' and 'max'; these have none")
+        low = torch.as_tensor(action["min"], dtype=torch.float32)[:3] - TRANSLATION_MARGIN
+        high = torch.as_tensor(action["max"], dtype=torch.float32)[:3] + TRANSLATION_MARGIN
+        self.translation_box.copy_(torch.stack([low, high]).to(self.translation_box))
 
     def fit_head(self, action_samples: Any) -> None:
         """Fit a head that fits to data (the adaptive grid) on raw action samples (N, A)."""
@@ -277,8 +378,13 @@ def build_policy(
         setattr(cfg, name, value)
     if cfg.text.encoder == "words" and not cfg.text.vocab:
         cfg.text.vocab = build_vocab(instructions)
+    if cfg.translation == "heatmap" and tuple(spec.action.names[:3]) != ("x", "y", "z"):
+        raise ConfigError(
+            "translation='heatmap' needs actions that begin with a world-frame position x, y, z (keyframe actions, "
+            f"env.action_mode=keyframe); this environment's are {list(spec.action.names)}"
+        )
     policy = VLAPolicy(cfg, env_spec=spec)
-    policy.normalizer.load_statistics(stats)
+    policy.load_statistics(stats)
     if policy.head.fits_to_data:
         policy.fit_head(action_samples)
     return policy

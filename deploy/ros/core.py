@@ -50,6 +50,12 @@ class Sensors:
         self.features = {k: tuple(v["shape"]) for k, v in metadata["observation"].items() if k != "instruction"}
         self.cameras: list[str] = list(metadata["cameras"])
         self.state_names: list[str] = list(metadata["state_names"])
+        poses = sorted(k for k in self.features if k.startswith("extrinsics/"))
+        if poses:
+            raise ConfigError(
+                f"the policy reads camera poses ({', '.join(poses)}: heatmap translation); the bridge does not "
+                "publish them from tf yet, so serve it to a client that sends them (polyact serve)"
+            )
         state_dim = self.features["state"][0]
         self.joints = list(cfg.state_joints or self.state_names)
         if cfg.state_source == "pose":

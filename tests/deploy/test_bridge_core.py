@@ -3,6 +3,7 @@ the watchdog and the e-stop. The policy's metadata is a real checkpoint's (conft
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import threading
 import time
@@ -160,6 +161,13 @@ def test_a_state_layout_that_does_not_fit_the_policy_is_refused(served):
         Bridge(cfg, Scripted(served.metadata))
     with pytest.raises(ConfigError, match="exceed the policy's actions"):
         Bridge(BridgeConfig(policy="ws://unused", command=CommandConfig(gripper=4)), Scripted(served.metadata))
+
+
+def test_a_policy_that_reads_camera_poses_is_refused_with_the_way_out(served):
+    metadata = copy.deepcopy(served.metadata)
+    metadata["observation"]["extrinsics/corner"] = {"dtype": "float32", "shape": [4, 4]}
+    with pytest.raises(ConfigError, match=r"camera poses \(extrinsics/corner.*polyact serve"):
+        Bridge(BridgeConfig(policy="ws://unused"), Scripted(metadata))
 
 
 def test_the_log_has_every_tick_and_the_period_statistics(rig, observation, tmp_path):

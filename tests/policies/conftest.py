@@ -88,7 +88,7 @@ def tiny_config(head: str = "l1", **overrides: Any) -> PolicyConfig:
         num_bins=32,
         **overrides.pop("head_overrides", {}),
     )
-    return PolicyConfig(size="tiny", head=head_cfg, history=2, chunk=4, replan_every=2, **overrides)
+    return PolicyConfig(size="tiny", head=head_cfg, **{"history": 2, "chunk": 4, "replan_every": 2, **overrides})
 
 
 def make_policy(head: str = "l1", spec: EnvSpec | None = None, **overrides: Any):
