@@ -1,0 +1,192 @@
+"""put_money_in_safe, place_wine_at_rack_location and light_bulb_in: their experts succeed in both action
+modes, doing nothing fails, the same skill aimed at another shelf, cradle or bulb does not count, and the
+success tests are strict (placed elsewhere, lifted, or still held fails).
+
+The envs are built from the task classes directly, so these tests do not depend on the suite's registry.
+"""
+
+from __future__ import annotations
+
+import mujoco
+import numpy as np
+import pytest
+
+from polyact.envs.config import EnvConfig
+from polyact.envs.rlbench_like.env import RLBenchLikeEnv
+from polyact.envs.rlbench_like.experts import ScriptedExpert
+from polyact.envs.rlbench_like.sim import Sim
+from polyact.envs.rlbench_like.tasks.base import Privileged, Task
+from polyact.envs.rlbench_like.tasks.light_bulb_in import LAMP_FLOOR, LightBulbIn
+from polyact.envs.rlbench_like.tasks.put_money_in_safe import MONEY, SAFE_D, SHELVES, PutMoneyInSafe
+from polyact.envs.rlbench_like.tasks.wine_rack import BODY_R, SLOTS, PlaceWineAtRackLocation
+
+TASKS = (PutMoneyInSafe, PlaceWineAtRackLocation, LightBulbIn)
+
+
+@pytest.fixture
+def make():
+    envs = []
+
+    def build(task: Task, **kwargs) -> RLBenchLikeEnv:
+        cfg = EnvConfig(tasks="RLB-all", cameras=["wrist"], height=8, width=8, **kwargs)
+        env = RLBenchLikeEnv(task, cfg, default_split="all")
+        envs.append(env)
+        return env
+
+    yield build
+    for env in envs:
+        env.close()
+
+
+def _run(env: RLBenchLikeEnv, seed: int, variation: int | None = None) -> bool:
+    """The expert's whole script from `reset(seed)`: whether the task succeeded at any step."""
+    expert = ScriptedExpert(env)
+    obs, info = env.reset(seed=seed, options={} if variation is None else {"variation": variation})
+    succeeded = False
+    for _ in range(env.contract.max_episode_steps):
+        obs, _, _, _, info = env.step(expert.act(obs, info))
+        succeeded = succeeded or info["success"]
+        if expert.finished:
+            break
+    return succeeded
+
+
+def _other(names, name: str) -> str:
+    return next(n for n in names if n != name)
+
+
+@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("seed", [1, 2])
+def test_expert_succeeds(make, task, seed):
+    env = make(task())
+    assert _run(env, seed)
+    assert env.task_impl.success(env.sim)  # still solved when the script has ended
+    env.sim.touching = lambda a, b: True  # the same state with a finger on the object: RLBench's NothingGrasped
+    assert not env.task_impl.success(env.sim)
+
+
+@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("seed", [3, 4])
+def test_expert_keyframes_solve_the_task(make, task, seed):
+    env = make(task(), action_mode="keyframe")
+    assert _run(env, seed)
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_doing_nothing_fails(make, task):
+    env = make(task())
+    env.reset(seed=1)
+    still = np.zeros(env.action_space.shape, np.float32)
+    still[-1] = -1.0
+    assert not any(env.step(still)[4]["success"] for _ in range(30))
+
+
+class _MoneyOnAnotherShelf(PutMoneyInSafe):
+    """The expert's skill aimed at a shelf the instruction does not name."""
+
+    def privileged(self, sim: Sim) -> Privileged:
+        return {**super().privileged(sim), "shelf": _other(SHELVES, self._shelf)}
+
+
+class _BottleInAnotherCradle(PlaceWineAtRackLocation):
+    """The expert's skill aimed at a cradle the instruction does not name."""
+
+    def privileged(self, sim: Sim) -> Privileged:
+        return {**super().privileged(sim), "slot": _other(SLOTS, self._slot)}
+
+
+class _TheOtherBulb(LightBulbIn):
+    """The expert's skill applied to the bulb in the holder of the other colour."""
+
+    def privileged(self, sim: Sim) -> Privileged:
+        return {**super().privileged(sim), "target": 1}
+
+
+def _money_on(env: RLBenchLikeEnv, shelf: str) -> bool:
+    sim = env.sim
+    safe = sim.model.body("safe").id
+    local = sim.data.xmat[safe].reshape(3, 3).T @ (sim.pos("money") - sim.data.xpos[safe])
+    return bool(local[0] > -SAFE_D and abs(local[2] - MONEY[2] - SHELVES[shelf]) < 0.01)
+
+
+@pytest.mark.parametrize("variation", range(3))
+def test_money_on_another_shelf_fails(make, variation):
+    env = make(_MoneyOnAnotherShelf())
+    assert not _run(env, seed=1, variation=variation)
+    assert _money_on(env, _other(SHELVES, env.variation.params["shelf"]))  # it did put it there
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_bottle_in_another_cradle_fails(make, seed):
+    env = make(_BottleInAnotherCradle())
+    assert not _run(env, seed)
+    other = env.sim.pos(f"cradle_{_other(SLOTS, env.variation.params['slot'])}")
+    assert np.linalg.norm(env.sim.pos("bottle")[:2] - other[:2]) < 0.03  # it did lay it there
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_bulb_of_the_other_colour_fails(make, seed):
+    env = make(_TheOtherBulb())
+    assert not _run(env, seed)
+    bulb, lamp = env.sim.pos("bulb1"), env.sim.pos("lamp")
+    assert np.linalg.norm(bulb[:2] - lamp[:2]) < 0.01 and abs(bulb[2] - lamp[2] - LAMP_FLOOR) < 0.01
+
+
+def _check(env: RLBenchLikeEnv, body: str, cases) -> None:
+    """Put free `body` at each (pos, yaw) and compare the success test with what is expected."""
+    for pos, yaw, expected in cases:
+        env.sim.place(body, pos, yaw=yaw)
+        mujoco.mj_forward(env.model, env.data)
+        assert env.task_impl.success(env.sim) is expected, (pos, yaw)
+
+
+def test_money_must_lie_inside_on_the_named_shelf(make):
+    env = make(PutMoneyInSafe())
+    top_variation = next(v.index for v in env.variations if v.params["shelf"] == "top")
+    env.reset(seed=0, options={"variation": top_variation})
+    safe = env.sim.model.body("safe").id
+    rot, origin = env.sim.data.xmat[safe].reshape(3, 3), env.sim.data.xpos[safe]
+    yaw = env.sim.yaw("safe")
+
+    def at(x: float, shelf: str, lift: float = 0.0) -> np.ndarray:
+        return origin + rot @ np.array([x, 0.0, SHELVES[shelf] + MONEY[2] + lift])
+
+    _check(
+        env,
+        "money",
+        [
+            (at(0.0, "top"), yaw, True),
+            (at(0.0, "middle"), yaw, False),
+            (at(0.0, "bottom"), yaw, False),
+            (at(-SAFE_D - 0.02, "top"), yaw, False),  # its centre in front of the safe
+            (at(0.0, "top", lift=0.03), yaw, False),
+        ],
+    )
+
+
+def test_bottle_must_lie_along_the_named_cradle(make):
+    env = make(PlaceWineAtRackLocation())
+    left_variation = next(v.index for v in env.variations if v.params["slot"] == "left")
+    env.reset(seed=0, options={"variation": left_variation})
+    yaw = env.sim.yaw("rack")
+    left, right = (env.sim.pos(f"cradle_{s}") + [0, 0, BODY_R] for s in ("left", "right"))
+    _check(
+        env,
+        "bottle",
+        [
+            (left, yaw, True),
+            (left, yaw + np.pi, True),  # either end first
+            (right, yaw, False),
+            (left, yaw + np.pi / 2, False),  # across the cradle
+            (left + [0, 0, 0.03], yaw, False),
+        ],
+    )
+
+
+def test_bulb_must_be_seated_in_the_lamp(make):
+    env = make(LightBulbIn())
+    env.reset(seed=0)
+    seated = env.sim.pos("lamp") + [0, 0, LAMP_FLOOR]
+    _check(env, "bulb0", [(seated, 0.0, True), (seated + [0, 0, 0.03], 0.0, False)])
+    env.sim.place("bulb1", seated)  # the other colour's bulb in the lamp, the named one back in its holder
+    _check(env, "bulb0", [(env.sim.pos("holder0") + [0, 0, 0.03], 0.0, False)])
