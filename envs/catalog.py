@@ -78,13 +78,25 @@ _RLB_TRAIN = (
     "slide_block_to_color_target", "stack_blocks", "turn_tap",
 )  # fmt: skip
 _RLB_TEST = ("pick_and_lift", "reach_target")
-_RLB_SETS = {"RLB12": _RLB_TRAIN, "RLB-train": _RLB_TRAIN, "RLB-test": _RLB_TEST, "RLB-all": _RLB_TRAIN + _RLB_TEST}
+_RLB_PERACT_MORE = (
+    "light_bulb_in", "place_cups", "place_wine_at_rack_location", "put_money_in_safe", "reach_and_drag", "stack_cups",
+    "sweep_to_dustpan_of_size",
+)  # fmt: skip
+_RLB_ALL = _RLB_TRAIN + _RLB_TEST + _RLB_PERACT_MORE
+_RLB_PERACT18 = tuple(sorted([t for t in _RLB_TRAIN if t != "close_drawer"] + list(_RLB_PERACT_MORE)))
+_RLB_SETS = {
+    "RLB12": _RLB_TRAIN,
+    "RLB-train": _RLB_TRAIN,
+    "RLB-test": _RLB_TEST,
+    "PerAct18": _RLB_PERACT18,
+    "RLB-all": _RLB_ALL,
+}
 RLBENCH_LIKE = SuiteInfo(
     name="rlbench_like",
     module="polyact.envs.rlbench_like",
     # `-novel` sets hold the same tasks with their held-out variations (see envs/rlbench_like/__init__.py)
     task_sets={**_RLB_SETS, **{f"{name}-novel": tasks for name, tasks in _RLB_SETS.items()}},
-    tasks=_RLB_TRAIN + _RLB_TEST,
+    tasks=_RLB_ALL,
     cameras=("front", "left_shoulder", "right_shoulder", "wrist", "overhead"),
 )
 

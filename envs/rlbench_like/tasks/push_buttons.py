@@ -1,7 +1,8 @@
 """push_buttons: push the buttons of the named colours in the named order (one to three of them).
 
 Success needs the first presses of the episode to be exactly the named sequence: pressing another
-button before the sequence is complete fails the episode, as in RLBench. Presses are tracked after
+button before the sequence is complete fails the episode. That is stricter than RLBench, whose ordered
+`ConditionSet` ignores presses of other buttons (rlbench/tasks/push_buttons.py). Presses are tracked after
 every control step (a press shorter than one step would be missed; the expert holds each for two).
 """
 

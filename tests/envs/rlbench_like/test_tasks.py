@@ -6,18 +6,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from polyact.envs.rlbench_like import SUITE, TEST_TASKS, TRAIN_TASKS
+from polyact.envs.rlbench_like import PERACT_TASKS, SUITE, TASKS, TEST_TASKS, TRAIN_TASKS
 from polyact.envs.rlbench_like.scene import CAMERAS
 from polyact.errors import ContractError
 
 from .conftest import small_env
 
-ALL_TASKS = TRAIN_TASKS + TEST_TASKS
+ALL_TASKS = tuple(TASKS)
 
 
 def test_suite_has_twelve_train_tasks_and_held_out_tasks():
     assert len(TRAIN_TASKS) >= 12 and len(TEST_TASKS) >= 2
     assert not set(TRAIN_TASKS) & set(TEST_TASKS)
+    assert len(set(PERACT_TASKS)) == 18 and set(PERACT_TASKS) <= set(TASKS) and "close_drawer" not in PERACT_TASKS
     for task in ALL_TASKS:
         assert task == task.lower() and " " not in task and not task.endswith("-v3")
 
