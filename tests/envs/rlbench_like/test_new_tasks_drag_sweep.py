@@ -1,8 +1,6 @@
-"""reach_and_drag and sweep_to_dustpan_of_size: their experts succeed in both action modes, doing nothing
-fails, the same skill aimed at the wrong square or pan does not count, and the success tests are strict.
-
-The envs are built from the task classes directly, so these tests do not depend on the suite's registry.
-"""
+"""reach_and_drag and sweep_to_dustpan_of_size beyond what test_tasks.py checks of every task: the task
+stays solved when the script ends, the same skill aimed at the wrong square or pan does not count, and
+the success tests are strict."""
 
 from __future__ import annotations
 
@@ -10,43 +8,15 @@ import mujoco
 import numpy as np
 import pytest
 
-from polyact.envs.config import EnvConfig
 from polyact.envs.rlbench_like.env import RLBenchLikeEnv
-from polyact.envs.rlbench_like.experts import ScriptedExpert
 from polyact.envs.rlbench_like.sim import Sim
-from polyact.envs.rlbench_like.tasks.base import Privileged, Task
+from polyact.envs.rlbench_like.tasks.base import Privileged
 from polyact.envs.rlbench_like.tasks.reach_and_drag import CUBE_HALF, ReachAndDrag
 from polyact.envs.rlbench_like.tasks.sweep_to_dustpan import DIRT_HALF, N_DIRT, PANS, SYNONYMS, SweepToDustpanOfSize
 
+from .conftest import run_expert
+
 TASKS = (ReachAndDrag, SweepToDustpanOfSize)
-
-
-@pytest.fixture
-def make():
-    envs = []
-
-    def build(task: Task, **kwargs) -> RLBenchLikeEnv:
-        cfg = EnvConfig(tasks="RLB-all", cameras=["wrist"], height=8, width=8, **kwargs)
-        env = RLBenchLikeEnv(task, cfg, default_split="all")
-        envs.append(env)
-        return env
-
-    yield build
-    for env in envs:
-        env.close()
-
-
-def _run(env: RLBenchLikeEnv, seed: int) -> bool:
-    """The expert's whole script from `reset(seed)`: whether the task succeeded at any step."""
-    expert = ScriptedExpert(env)
-    obs, info = env.reset(seed=seed)
-    succeeded = False
-    for _ in range(env.contract.max_episode_steps):
-        obs, _, _, _, info = env.step(expert.act(obs, info))
-        succeeded = succeeded or info["success"]
-        if expert.finished:
-            break
-    return succeeded
 
 
 def _named_pan(env: RLBenchLikeEnv) -> str:
@@ -66,27 +36,10 @@ def _fill_pan(env: RLBenchLikeEnv, pan: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.mark.parametrize("task", TASKS)
-@pytest.mark.parametrize("seed", [1, 2])
-def test_expert_succeeds(make, task, seed):
-    env = make(task())
-    assert _run(env, seed)
+def test_expert_succeeds(task_env, task):
+    env = task_env(task())
+    assert run_expert(env, seed=2)
     assert env.task_impl.success(env.sim)  # and the task is still solved when the script has ended
-
-
-@pytest.mark.parametrize("task", TASKS)
-@pytest.mark.parametrize("seed", [3, 4])
-def test_expert_keyframes_solve_the_task(make, task, seed):
-    env = make(task(), action_mode="keyframe")
-    assert _run(env, seed)
-
-
-@pytest.mark.parametrize("task", TASKS)
-def test_doing_nothing_fails(make, task):
-    env = make(task())
-    env.reset(seed=1)
-    still = np.zeros(env.action_space.shape, np.float32)
-    still[-1] = -1.0
-    assert not any(env.step(still)[4]["success"] for _ in range(30))
 
 
 class _DragToDistractor(ReachAndDrag):
@@ -97,17 +50,17 @@ class _DragToDistractor(ReachAndDrag):
 
 
 @pytest.mark.parametrize("seed", [1, 3])
-def test_cube_dragged_onto_another_colour_fails(make, seed):
-    env = make(_DragToDistractor())
-    assert not _run(env, seed)
+def test_cube_dragged_onto_another_colour_fails(task_env, seed):
+    env = task_env(_DragToDistractor())
+    assert not run_expert(env, seed)
     sim = env.sim
     assert np.linalg.norm(sim.pos("cube")[:2] - sim.pos("distractor0")[:2]) < 0.03  # it did reach that square
 
 
-def test_reach_and_drag_needs_the_cube_resting_on_the_target(make):
+def test_reach_and_drag_needs_the_cube_resting_on_the_target(task_env):
     """Over the target square on the table succeeds; on a distractor, beside the target, or lifted above
     it does not."""
-    env = make(ReachAndDrag())
+    env = task_env(ReachAndDrag())
     env.reset(seed=0)
     sim = env.sim
     target = sim.pos("target")
@@ -133,16 +86,16 @@ class _SweepToOtherPan(SweepToDustpanOfSize):
 
 
 @pytest.mark.parametrize("seed", [1, 2])
-def test_dirt_swept_into_the_other_dustpan_fails(make, seed):
-    env = make(_SweepToOtherPan())
-    assert not _run(env, seed)
+def test_dirt_swept_into_the_other_dustpan_fails(task_env, seed):
+    env = task_env(_SweepToOtherPan())
+    assert not run_expert(env, seed)
     other = next(p for p in PANS if p != _named_pan(env))
     assert all(env.task_impl.in_pan(env.sim, other))  # it did sweep it all there
 
 
-def test_sweep_needs_every_piece_of_dirt_in_the_named_pan(make):
+def test_sweep_needs_every_piece_of_dirt_in_the_named_pan(task_env):
     """RLBench registers one DetectedCondition per piece: four of five in the pan is not success."""
-    env = make(SweepToDustpanOfSize())
+    env = task_env(SweepToDustpanOfSize())
     env.reset(seed=0)
     sim = env.sim
     rot, lip = _fill_pan(env, _named_pan(env))
@@ -153,10 +106,10 @@ def test_sweep_needs_every_piece_of_dirt_in_the_named_pan(make):
     assert not env.task_impl.success(sim)
 
 
-def test_sweep_variations_name_a_pan_and_hold_out_other_words_for_it(make):
+def test_sweep_variations_name_a_pan_and_hold_out_other_words_for_it(task_env):
     """Train: RLBench's two variations (tall, short); test: the same pans called large and small. A held-out
     variation is scored on its pan: all the dirt in the tall pan succeeds for "large", not for "small"."""
-    env = make(SweepToDustpanOfSize())
+    env = task_env(SweepToDustpanOfSize())
     sizes = {split: [v.params["size"] for v in env.variations if v.split == split] for split in ("train", "test")}
     assert sizes == {"train": ["tall", "short"], "test": ["large", "small"]}
     for v in env.variations:
