@@ -46,6 +46,10 @@ class Sim:
         b1, b2 = self.model.geom_bodyid[con.geom1], self.model.geom_bodyid[con.geom2]
         return bool(np.any(((b1 == a) & (b2 == b)) | ((b1 == b) & (b2 == a))))
 
+    def held(self, body: str) -> bool:
+        """A finger touches the body: RLBench's `NothingGrasped` negated, for our friction grasps."""
+        return self.touching(body, "left_finger") or self.touching(body, "right_finger")
+
     # --- writing (at reset) ----------------------------------------------------------------------
     def set_joint(self, name: str, value: float) -> None:
         self.data.qpos[self.model.joint(name).qposadr[0]] = value

@@ -66,8 +66,7 @@ class CloseJar(Task):
         """
         lid, jar = sim.pos("lid"), sim.pos("jar0")
         on_rim = abs(lid[2] - jar[2] - (2 * JAR_HALF + LID_HALF)) < 0.01
-        held = sim.touching("lid", "left_finger") or sim.touching("lid", "right_finger")
-        return bool(on_rim and np.linalg.norm(lid[:2] - jar[:2]) < TOLERANCE and not held)
+        return bool(on_rim and np.linalg.norm(lid[:2] - jar[:2]) < TOLERANCE and not sim.held("lid"))
 
     def privileged(self, sim: Sim) -> Privileged:
         return {"lid_pos": sim.pos("lid"), "jar_pos": sim.pos("jar0")}

@@ -85,8 +85,7 @@ class PutGroceriesInCupboard(Task):
         rot = sim.data.xmat[cup].reshape(3, 3)
         local = rot.T @ (sim.pos(_body(self._item)) - sim.data.xpos[cup])
         inside = abs(local[0]) < CUP_D - 0.01 and abs(local[1]) < CUP_W - 0.02 and SHELF < local[2] < SHELF + 0.12
-        held = any(sim.touching(_body(self._item), f) for f in ("left_finger", "right_finger"))
-        return bool(inside and not held)
+        return bool(inside and not sim.held(_body(self._item)))
 
     def privileged(self, sim: Sim) -> Privileged:
         body = _body(self._item)

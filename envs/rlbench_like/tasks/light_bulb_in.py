@@ -96,8 +96,7 @@ class LightBulbIn(Task):
         axis = sim.data.xmat[sim.model.body("bulb0").id].reshape(3, 3)[:, 2]
         inside = np.all(np.abs(bulb[:2] - lamp[:2]) < SOCKET_INNER - BASE_R + 0.002)
         seated = abs(bulb[2] - lamp[2] - LAMP_FLOOR) < SEATED
-        held = sim.touching("bulb0", "left_finger") or sim.touching("bulb0", "right_finger")
-        return bool(inside and seated and axis[2] > UPRIGHT and not held)
+        return bool(inside and seated and axis[2] > UPRIGHT and not sim.held("bulb0"))
 
     def privileged(self, sim: Sim) -> Privileged:
         # holder0 is always painted the named colour; the holders' places are random.

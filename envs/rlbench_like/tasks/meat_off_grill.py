@@ -73,8 +73,7 @@ class MeatOffGrill(Task):
     def success(self, sim: Sim) -> bool:
         pos, grill = sim.pos(self._meat), sim.pos("grill")
         off = abs(pos[0] - grill[0]) > GRILL_HALF[0] + 0.01 or abs(pos[1] - grill[1]) > GRILL_HALF[1] + 0.01
-        held = sim.touching(self._meat, "left_finger") or sim.touching(self._meat, "right_finger")
-        return bool(off and pos[2] < 0.04 and not held)
+        return bool(off and pos[2] < 0.04 and not sim.held(self._meat))
 
     def privileged(self, sim: Sim) -> Privileged:
         return {

@@ -23,7 +23,7 @@ from polyact.envs.rlbench_like.rotations import axis_angle, quat_mul, yaw_quat
 from polyact.envs.rlbench_like.sim import Sim
 from polyact.envs.rlbench_like.tasks.base import CLOSE, OPEN, Privileged, Script, Task, Waypoint
 from polyact.envs.rlbench_like.tasks.common import APPROACH, GRIP_STEPS, grasp_yaw, scatter
-from polyact.envs.rlbench_like.tasks.stack_cups import WALL, add_cup, held
+from polyact.envs.rlbench_like.tasks.stack_cups import WALL, add_cup
 from polyact.envs.rlbench_like.variations import Variation, enumerate_variations
 
 N_MUGS = 3
@@ -126,7 +126,7 @@ class PlaceCups(Task):
         RLBench names which mugs), and `NothingGrasped` is "no finger in contact with any mug".
         """
         mugs = [f"mug{i}" for i in range(N_MUGS)]
-        if any(held(sim, m) for m in mugs):
+        if any(sim.held(m) for m in mugs):
             return False
         return sum(self._hooked(sim, m) for m in mugs) >= self._count
 

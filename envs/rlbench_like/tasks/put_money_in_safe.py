@@ -105,8 +105,7 @@ class PutMoneyInSafe(Task):
         local = sim.data.xmat[safe].reshape(3, 3).T @ (sim.pos("money") - sim.data.xpos[safe])
         inside = -SAFE_D + 0.01 < local[0] < SAFE_D and abs(local[1]) < SAFE_W - MONEY[1]
         bottom = local[2] - MONEY[2] - SHELVES[self._shelf]
-        held = sim.touching("money", "left_finger") or sim.touching("money", "right_finger")
-        return bool(inside and -0.005 < bottom < 0.015 and not held)
+        return bool(inside and -0.005 < bottom < 0.015 and not sim.held("money"))
 
     def privileged(self, sim: Sim) -> Privileged:
         return {

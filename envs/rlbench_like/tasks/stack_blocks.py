@@ -85,8 +85,7 @@ class StackBlocks(Task):
         count = 0
         for i in range(self._colour_count):
             body = f"block{i}"
-            held = sim.touching(body, "left_finger") or sim.touching(body, "right_finger")
-            if np.linalg.norm(sim.pos(body)[:2] - centre) < COLUMN_TOL and not held:
+            if np.linalg.norm(sim.pos(body)[:2] - centre) < COLUMN_TOL and not sim.held(body):
                 count += 1
         return count
 

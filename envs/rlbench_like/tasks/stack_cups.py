@@ -63,11 +63,6 @@ def upright(sim: Sim, body: str) -> bool:
     return bool(sim.data.xmat[sim.model.body(body).id][8] > np.cos(MAX_TILT))
 
 
-def held(sim: Sim, body: str) -> bool:
-    """A finger touches the body: RLBench's `NothingGrasped` negated, for our friction grasps."""
-    return sim.touching(body, "left_finger") or sim.touching(body, "right_finger")
-
-
 class StackCups(Task):
     name = "stack_cups"
 
@@ -104,7 +99,7 @@ class StackCups(Task):
         table. `NothingGrasped` is "no finger in contact with any cup" (our grasps are friction).
         """
         base = sim.pos("cup0")
-        if base[2] > 0.01 or not upright(sim, "cup0") or any(held(sim, f"cup{i}") for i in range(N_CUPS)):
+        if base[2] > 0.01 or not upright(sim, "cup0") or any(sim.held(f"cup{i}") for i in range(N_CUPS)):
             return False
         for i in range(1, N_CUPS):
             pos = sim.pos(f"cup{i}")

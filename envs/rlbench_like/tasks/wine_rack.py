@@ -104,8 +104,7 @@ class PlaceWineAtRackLocation(Task):
         local = rot.T @ (sim.pos("bottle") - sim.data.xpos[cradle])
         axis = rot.T @ sim.data.xmat[sim.model.body("bottle").id].reshape(3, 3)[:, 0]
         inside = abs(local[0]) < 0.03 and abs(local[1]) < 0.01 and -0.005 < local[2] - BODY_R < 0.01
-        held = sim.touching("bottle", "left_finger") or sim.touching("bottle", "right_finger")
-        return bool(inside and abs(axis[0]) > TILT and not held)
+        return bool(inside and abs(axis[0]) > TILT and not sim.held("bottle"))
 
     def privileged(self, sim: Sim) -> Privileged:
         return {
