@@ -192,7 +192,8 @@ class PolicyRequirements:
 
     `image_size` is (height, width), or None for a policy that resizes whatever it gets; `depth` says
     whether it reads depth and intrinsics (SpatialVLA's Ego3D encoding); `camera_poses` whether it reads
-    intrinsics and extrinsics (heatmap translation projects world points into the cameras).
+    intrinsics and extrinsics (heatmap translation projects world points into the cameras; sub-goal maps
+    are evaluated at the pixels' world points).
     """
 
     cameras: tuple[str, ...]
@@ -217,7 +218,8 @@ class PolicyRequirements:
             image_size=size,
             depth=bool(config.vision.depth),
             action_names=tuple(env_spec.action.names) if env_spec is not None else (),
-            camera_poses=getattr(config, "translation", "head") == "heatmap",
+            camera_poses=getattr(config, "translation", "head") == "heatmap"
+            or getattr(config, "subgoal_conditioning", "none") != "none",
         )
 
     def inputs(self) -> dict[str, FeatureSpec]:

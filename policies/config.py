@@ -22,6 +22,7 @@ TIMESTEP_SPACINGS = ("trailing", "leading")
 ACTION_NORMALIZATIONS = ("q01_q99", "min_max")
 EXECUTIONS = ("receding_horizon", "temporal_ensemble")
 TRANSLATIONS = ("head", "heatmap")
+SUBGOAL_CONDITIONINGS = ("none", "gravmap")
 LEGACY_KEYS = {"heads": "attention_heads", "execute": "replan_every"}  # checkpoints of polyact <= 2026-11-26
 
 # Values that fields left at 0 / empty take, per named size. Parameter counts are in docs/policies.md.
@@ -199,6 +200,9 @@ class PolicyConfig:
     # "head": the head predicts all of the action; "heatmap": x, y, z (world frame) come from per-camera
     # heatmaps (heatmap.py, RVT's idea; keyframe actions), the head predicts the rest
     translation: str = "head"
+    # "none", or "gravmap": the next sub-goal (x, y, z, gripper of the `subgoal` feature) drawn into every
+    # camera as GravMAD's cost and gripper maps (gravmap.py); needs the conv encoder and depth
+    subgoal_conditioning: str = "none"
 
     def __post_init__(self) -> None:
         # nested configs arrive as dicts from config.json or plain dict overrides
@@ -210,6 +214,13 @@ class PolicyConfig:
         _check_choice("action normalization", self.action_normalization, ACTION_NORMALIZATIONS)
         _check_choice("execution mode", self.execution, EXECUTIONS)
         _check_choice("translation", self.translation, TRANSLATIONS)
+        _check_choice("subgoal conditioning", self.subgoal_conditioning, SUBGOAL_CONDITIONINGS)
+        if self.subgoal_conditioning == "gravmap" and (self.vision.encoder != "conv" or not self.vision.depth):
+            raise ConfigError(
+                "subgoal_conditioning='gravmap' needs vision.encoder='conv' (the maps are extra image channels) and "
+                f"vision.depth=true (they are evaluated at each pixel's 3-D point); got vision.encoder="
+                f"{self.vision.encoder!r}, vision.depth={self.vision.depth}"
+            )
         if self.translation == "heatmap" and (self.vision.encoder != "conv" or self.chunk != 1):
             raise ConfigError(
                 "translation='heatmap' needs vision.encoder='conv' (its decoder uses the conv stages) and chunk=1 "

@@ -8,7 +8,8 @@ any working directory. A directory written before `env_spec.json` existed still 
 is None) and `polyact policy set-spec DIR SOURCE` adds the file.
 
 A pretrained backbone also gets a subfolder with its transformers config, preprocessor and tokenizer
-files (`vision_backbone/`, `text_encoder/`), so loading needs neither its original directory, the
+files (`vision_backbone/`, `text_encoder/`), and a sub-goal conditioned policy its sub-goal predictor, a
+policy directory of its own (`subgoal_predictor/`), so loading needs neither its original directory, the
 training code, nor the network. No pickle anywhere: JSON and safetensors only.
 """
 
@@ -32,6 +33,7 @@ ENV_SPEC_FILE = "env_spec.json"
 WEIGHTS_FILE = "model.safetensors"
 VISION_DIR = "vision_backbone"
 TEXT_DIR = "text_encoder"
+SUBGOAL_PREDICTOR_DIR = "subgoal_predictor"
 FORMAT = "polyact.policy"
 FORMAT_VERSION = "1"
 
@@ -58,6 +60,8 @@ def save_pretrained(policy, directory: str | Path) -> Path:
     if policy.env_spec is not None:
         (tmp / ENV_SPEC_FILE).write_text(json.dumps(policy.env_spec.to_dict(), indent=2) + "\n")
     save_model(policy, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT, "version": FORMAT_VERSION})
+    if policy.subgoal_predictor is not None:
+        save_pretrained(policy.subgoal_predictor, tmp / SUBGOAL_PREDICTOR_DIR)
     replace_dir_atomic(tmp, directory)
     return directory
 
@@ -83,7 +87,10 @@ def load_pretrained(directory: str | Path, map_location: str | torch.device = "c
             sub.pretrained_path = str(directory / sub.pretrained_path)
     policy = VLAPolicy(cfg, load_pretrained_weights=False, env_spec=read_env_spec(directory))
     load_model(policy, str(directory / WEIGHTS_FILE), strict=True, device=str(map_location))
-    return policy.to(map_location).eval()
+    policy = policy.to(map_location).eval()
+    if (directory / SUBGOAL_PREDICTOR_DIR).is_dir():
+        policy.attach_subgoal_predictor(load_pretrained(directory / SUBGOAL_PREDICTOR_DIR, map_location))
+    return policy
 
 
 def read_env_spec(directory: str | Path) -> EnvSpec | None:

@@ -23,6 +23,7 @@ from torch import nn
 from polyact.errors import ConfigError
 from polyact.policies.config import PolicyConfig
 from polyact.policies.ego3d import Ego3DEncoding
+from polyact.policies.gravmap import CHANNELS as GRAVMAP_CHANNELS
 from polyact.policies.pretrained import PretrainedVision
 from polyact.policies.trunk import Block
 
@@ -48,15 +49,16 @@ class ResBlock(nn.Module):
 
 class ConvEncoder(nn.Module):
     """A patchify stem (stride `stem`) to channels[0], then per later width a stride-2 conv; each stage
-    ends in a residual block; GroupNorm throughout. (N, 3, H, W) -> (N, C, H/stride, W/stride).
+    ends in a residual block; GroupNorm throughout. (N, in_channels, H, W) -> (N, C, H/stride, W/stride):
+    RGB, then any extra channels (the sub-goal maps, gravmap.py).
 
     The stem makes it cheap on a CPU: at 64x64, stem 4 and [32, 64] cost ~11 MMAC an image, where
     ResNet-style full-resolution stages cost ~70."""
 
-    def __init__(self, channels: list[int], stem: int):
+    def __init__(self, channels: list[int], stem: int, in_channels: int = 3):
         super().__init__()
         layers: list[nn.Module] = [
-            nn.Conv2d(3, channels[0], stem, stride=stem, bias=False),
+            nn.Conv2d(in_channels, channels[0], stem, stride=stem, bias=False),
             nn.GroupNorm(_groups(channels[0]), channels[0]),
             nn.ReLU(),
             ResBlock(channels[0]),
@@ -209,7 +211,8 @@ class CameraTokens(nn.Module):
     def _scratch_encoder(cfg: PolicyConfig) -> nn.Module:
         v = cfg.vision
         if v.encoder == "conv":
-            return ConvEncoder(v.channels, v.stem)
+            extra = GRAVMAP_CHANNELS if cfg.subgoal_conditioning == "gravmap" else 0
+            return ConvEncoder(v.channels, v.stem, 3 + extra)
         return ViTEncoder(cfg.width, v.vit_depth, cfg.attention_heads, v.patch_size)
 
     def forward(
@@ -220,7 +223,7 @@ class CameraTokens(nn.Module):
         intrinsics: torch.Tensor | None,
         stages: list[torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        """One camera. images: float (N, 3, H, W), normalised for scratch encoders, in [0, 1] for a
+        """One camera. images: float (N, 3 or 3 + sub-goal maps, H, W), normalised for scratch encoders, in [0, 1] for a
         pretrained one; depth (N, H, W) and intrinsics (N, 3, 3) when Ego3D is on -> (N, grid^2, width).
         A conv encoder appends its stage outputs (finest first) to `stages` when one is given."""
         if stages is not None:

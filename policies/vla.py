@@ -3,6 +3,7 @@
     obs/rgb/<cam> (B,h,H,W,3) uint8 ──► CameraTokens (conv / ViT / pretrained, + Ego3D from depth) ─┐
     instruction list[str] ───────────► InstructionEncoder (words / bytes / pretrained, cached) ──────┤
     obs/state (B,h,S), obs/goal ──────► Linear per history step ─────────────────────────────────────┤
+    sub-goal (x, y, z, ..., gripper) ─► GravMAD's cost and gripper maps, two more image channels (gravmap.py)
                                                                                                      ▼
                                     Trunk: [context tokens | R learned readout tokens] -> readouts (B, R, D)
                                                                                                      ▼
@@ -31,9 +32,11 @@ import torch
 from einops import rearrange, repeat
 from torch import nn
 
-from polyact.contract import EnvSpec
+from polyact.contract import EnvSpec, PolicyRequirements
 from polyact.errors import ConfigError, ContractError, unknown_name
 from polyact.policies.config import PolicyConfig
+from polyact.policies.gravmap import CHANNELS as GRAVMAP_CHANNELS
+from polyact.policies.gravmap import backproject_pixels, gravmap
 from polyact.policies.heads import make_head
 from polyact.policies.heatmap import HeatmapDecoder, decode_translation, heatmap_targets, project
 from polyact.policies.history import stack_observations
@@ -43,6 +46,7 @@ from polyact.policies.trunk import Trunk
 from polyact.policies.vision import CameraTokens, RandomShift, sample_shifts
 
 TRANSLATION_MARGIN = 0.03  # metres the heatmap search box reaches beyond the training targets' range
+SUBGOAL_KEY = "subgoal"  # the dataset feature (and observation key) holding the next sub-goal, as an action
 
 
 @dataclasses.dataclass
@@ -50,7 +54,7 @@ class CameraView:
     """What the heatmap decoder needs of one camera's last observation step (B = batch)."""
 
     stages: list[torch.Tensor]  # the conv encoder's stage outputs, finest first, each (B, C_i, h_i, w_i)
-    image: torch.Tensor  # (B, 3 or 4, H, W): normalised RGB, then scaled depth when the policy reads depth
+    image: torch.Tensor  # (B, C, H, W): normalised RGB, the sub-goal maps if any, scaled depth if read
     intrinsics: torch.Tensor  # (B, 3, 3), of the image as cropped / shifted
     extrinsics: torch.Tensor  # (B, 4, 4), camera to world
     tokens: torch.Tensor | None = None  # (B, g*g, D): the trunk's outputs for its image tokens
@@ -84,9 +88,13 @@ class VLAPolicy(nn.Module):
         self.shift = RandomShift(cfg.vision.random_shift) if cfg.vision.random_shift else None
         self.heatmap = None
         if cfg.translation == "heatmap":
-            self.heatmap = HeatmapDecoder(cfg.width, list(cfg.vision.channels), 3 + int(cfg.vision.depth))
+            image_channels = 3 + int(cfg.vision.depth) + self._gravmap_channels
+            self.heatmap = HeatmapDecoder(cfg.width, list(cfg.vision.channels), image_channels)
             # the box the translation is searched in: the training targets' range (set_translation_box)
             self.register_buffer("translation_box", torch.zeros(2, 3))
+        # what gives a sub-goal conditioned policy its sub-goal at inference (attach_subgoal_predictor); kept
+        # out of the module tree, so that it is saved as a policy of its own (policy_dir.py)
+        object.__setattr__(self, "subgoal_predictor", None)
         # convs run channels-last on the CPU (oneDNN's fast layout): the uint8 input already is, as a view
         self.channels_last = True
         if cfg.vision.encoder == "conv":
@@ -97,6 +105,48 @@ class VLAPolicy(nn.Module):
     @property
     def device(self) -> torch.device:
         return self.step_embed.device
+
+    @property
+    def _gravmap_channels(self) -> int:
+        return GRAVMAP_CHANNELS if self.config.subgoal_conditioning == "gravmap" else 0
+
+    def attach_subgoal_predictor(self, predictor: VLAPolicy) -> None:
+        """Give a sub-goal conditioned policy the policy that predicts its sub-goals when the observation
+        brings none (evaluation, serving): one trained with `target=subgoal` on the same cameras and history."""
+        if self.config.subgoal_conditioning == "none":
+            raise ConfigError("this policy is not conditioned on sub-goals (subgoal_conditioning='none')")
+        p, c = predictor.config, self.config
+        if p.chunk != 1 or p.action_dim != c.action_dim or p.history != c.history:
+            raise ConfigError(
+                f"a sub-goal predictor predicts one sub-goal of the policy's action size {c.action_dim} from "
+                f"{c.history} observation steps; this one predicts chunks of {p.chunk} x {p.action_dim} from "
+                f"{p.history}"
+            )
+        extra = set(PolicyRequirements.of(p).inputs()) - set(PolicyRequirements.of(c).inputs())
+        if extra:
+            raise ConfigError(f"the sub-goal predictor reads {sorted(extra)}, which the policy's observations lack")
+        object.__setattr__(self, "subgoal_predictor", predictor.to(self.device).eval())
+
+    def _subgoal(self, batch: Mapping[str, Any]) -> torch.Tensor:
+        """The sub-goal (B, A) of the last observation step: the batch's own (training windows of a dataset
+        with the `subgoal` feature) or the attached predictor's."""
+        key = f"obs/{SUBGOAL_KEY}"
+        if key in batch:
+            return self._get(batch, key).float()[:, -1]
+        if self.subgoal_predictor is None:
+            raise ContractError(
+                f"this policy is conditioned on sub-goals: the batch needs {key!r} (a dataset built with sub-goals), "
+                "or the policy a sub-goal predictor (attach_subgoal_predictor; polyact train subgoal_predictor=DIR)"
+            )
+        return torch.as_tensor(self.subgoal_predictor.predict_chunk(batch)[:, 0], device=self.device)
+
+    def _subgoal_maps(
+        self, subgoal: torch.Tensor, depth: torch.Tensor, intrinsics: torch.Tensor, extrinsics: torch.Tensor
+    ) -> torch.Tensor:
+        """GravMAD's maps (B*h, 2, H, W) of `subgoal` (B, A), over (B*h)-stacked depth and camera poses."""
+        points = backproject_pixels(depth.clamp(0.0, self.config.vision.ego3d_max_depth), intrinsics, extrinsics)
+        subgoal = subgoal.repeat_interleave(depth.shape[0] // subgoal.shape[0], dim=0)
+        return gravmap(points, subgoal[:, :3], (subgoal[:, -1] <= 0).float())  # gripper > 0 closes
 
     # --- encoding -----------------------------------------------------------------------------------
     def _get(self, batch: Mapping[str, Any], key: str) -> torch.Tensor:
@@ -112,10 +162,14 @@ class VLAPolicy(nn.Module):
         return images[:, :, top : top + height, left : left + width]
 
     def _camera(
-        self, batch: Mapping[str, Any], cam: str, generator: torch.Generator | None
+        self,
+        batch: Mapping[str, Any],
+        cam: str,
+        generator: torch.Generator | None,
+        subgoal: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, CameraView | None]:
         """(B, h*g*g, D) tokens of one camera over the history, and with heatmap translation what its
-        decoder needs of the last step."""
+        decoder needs of the last step; `subgoal` (B, A) is drawn into the image as GravMAD's maps."""
         rgb = self._crop(self._get(batch, f"obs/rgb/{cam}"))  # (B, h, H, W, 3) uint8
         b, h = rgb.shape[:2]
         x = rearrange(rgb, "b t y x c -> (b t) c y x").float()  # a channels-last view: no copy
@@ -130,7 +184,7 @@ class VLAPolicy(nn.Module):
         depth = intrinsics = None
         if self.config.vision.depth:
             depth = rearrange(self._crop(self._get(batch, f"obs/depth/{cam}")).float(), "b t y x -> (b t) y x")
-        if self.config.vision.depth or self.heatmap is not None:
+        if self.config.vision.depth or self.heatmap is not None or subgoal is not None:
             intrinsics = rearrange(self._get(batch, f"obs/intrinsics/{cam}").float(), "b t i j -> (b t) i j")
             if self.config.vision.crop:  # pixel (r, c) of the crop is (r + top, c + left) of the image
                 intrinsics = intrinsics.clone()
@@ -144,6 +198,12 @@ class VLAPolicy(nn.Module):
                 depth = self.shift(depth[:, None], shifts)[:, 0]
             if intrinsics is not None:
                 intrinsics = self.shift.shift_intrinsics(intrinsics, shifts)
+        extrinsics = None
+        if self.heatmap is not None or subgoal is not None:
+            extrinsics = rearrange(self._get(batch, f"obs/extrinsics/{cam}").float(), "b t i j -> (b t) i j")
+        if subgoal is not None:
+            maps = self._subgoal_maps(subgoal, depth, intrinsics, extrinsics)
+            x = torch.cat([x, maps.to(x.dtype)], dim=1).contiguous(memory_format=torch.channels_last)
         stages: list[torch.Tensor] | None = [] if self.heatmap is not None else None
         tokens = self.images(cam, x, depth, intrinsics, stages)  # (B*h, g*g, D)
         tokens = rearrange(tokens, "(b t) n d -> b t n d", b=b) + self.step_embed[:, None] + self.type_embed[1]
@@ -151,8 +211,7 @@ class VLAPolicy(nn.Module):
         if stages is not None:
             last = lambda t: rearrange(t, "(b t) ... -> b t ...", b=b)[:, -1]  # noqa: E731
             image = x if depth is None else torch.cat([x, self._depth_channel(depth)[:, None]], dim=1)
-            extrinsics = self._get(batch, f"obs/extrinsics/{cam}").float()[:, -1]
-            view = CameraView([last(s) for s in stages], last(image), last(intrinsics), extrinsics)
+            view = CameraView([last(s) for s in stages], last(image), last(intrinsics), last(extrinsics))
         return rearrange(tokens, "b t n d -> b (t n) d"), view
 
     def _depth_channel(self, depth: torch.Tensor) -> torch.Tensor:
@@ -177,8 +236,9 @@ class VLAPolicy(nn.Module):
             raise ContractError("batch lacks 'instruction' (a list of B strings)")
         text, text_pad = self.text(list(instructions))
         parts, pads, views = [text + self.type_embed[0]], [text_pad], []
+        subgoal = self._subgoal(batch) if cfg.subgoal_conditioning != "none" else None
         for cam in cfg.cameras:
-            tokens, view = self._camera(batch, cam, generator)
+            tokens, view = self._camera(batch, cam, generator, subgoal)
             parts.append(tokens)
             pads.append(repeat(obs_pad, "b t -> b (t n)", n=tokens.shape[1] // cfg.history))
             if view is not None:

@@ -53,8 +53,8 @@ class Sensors:
         poses = sorted(k for k in self.features if k.startswith("extrinsics/"))
         if poses:
             raise ConfigError(
-                f"the policy reads camera poses ({', '.join(poses)}: heatmap translation); the bridge does not "
-                "publish them from tf yet, so serve it to a client that sends them (polyact serve)"
+                f"the policy reads camera poses ({', '.join(poses)}: heatmap translation or sub-goal maps); the bridge "
+                "does not publish them from tf yet, so serve it to a client that sends them (polyact serve)"
             )
         state_dim = self.features["state"][0]
         self.joints = list(cfg.state_joints or self.state_names)
