@@ -7,6 +7,10 @@ The keyframes are the ones the collector stored (`extra["keyframes"]`) or, for a
 found again by the suite's heuristic. The output is an ordinary dataset (crash-safe, resumable: the same
 command continues after the last converted episode) whose contract is the suite's keyframe mode, so
 `polyact train` and `polyact eval env.action_mode=keyframe` take it as they take any other.
+
+Demonstrations that record GravMAD's sub-goal keyframes (`extra["subgoals"]`, rlbench_like's collector)
+also give every sample a `subgoal` feature: the keyframe action of its next sub-goal, what sub-goal
+conditioned policies read and sub-goal predictors learn (`policy.subgoal_conditioning`, `target=subgoal`).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from polyact.contract import FeatureSpec
 from polyact.data import DatasetWriter, Episode, EpisodeDataset
 from polyact.data.recode import rewrite_episodes
 from polyact.envs.registry import suite
@@ -45,6 +50,25 @@ class KeyframeDataConfig:
             raise ConfigError(f"every_n must be >= 0 (0 = keyframes only), got {self.every_n}")
 
 
+SUBGOAL_FEATURE = "subgoal"
+
+
+def subgoal_labels(steps: np.ndarray, targets: np.ndarray, actions: np.ndarray, subgoals: list[int]) -> np.ndarray:
+    """Each sample's sub-goal (N, A): the keyframe action of the first sub-goal keyframe after its dense step,
+    or of the last one when none is left, as GravMAD's group assigns them (RoboHiMan d18332b,
+    src/utils/data_engine.py:90-91; docs/gravmad_reference.md). steps, targets (N,) and actions (N, A) are the
+    keyframe transitions; every sub-goal must be one of their targets (sub-goals are keyframes)."""
+    goals = np.array(sorted(subgoals), dtype=np.int64)
+    if goals.size == 0:
+        raise DatasetError("an episode records no sub-goals; GravMAD's rule keeps at least its last keyframe")
+    label_of = {int(t): actions[i] for i, t in enumerate(targets)}
+    missing = sorted(set(goals.tolist()) - set(label_of))
+    if missing:
+        raise DatasetError(f"sub-goals {missing} are not keyframes of the episode (keyframes: {sorted(label_of)})")
+    after = np.minimum(np.searchsorted(goals, steps, side="right"), len(goals) - 1)
+    return np.stack([label_of[int(g)] for g in goals[after]]).astype(np.float32)
+
+
 def keyframe_episode(episode: Episode, transitions_fn: Callable[..., Any], every_n: int = 0) -> Episode:
     """The keyframe episode of one dense episode (see the module doc); `transitions_fn` is the suite's
     `keyframe_transitions` (its contract: envs/rlbench_like/keyframe_actions.py)."""
@@ -52,6 +76,8 @@ def keyframe_episode(episode: Episode, transitions_fn: Callable[..., Any], every
     steps, targets = kf.steps, kf.targets
     observations = {key: value[steps] for key, value in episode.observations.items()}
     observations["state"] = kf.states.astype(np.float32)
+    if "subgoals" in episode.extra:
+        observations[SUBGOAL_FEATURE] = subgoal_labels(steps, targets, kf.actions, episode.extra["subgoals"])
     return Episode(
         task=episode.task,
         instruction=episode.instruction,
@@ -69,33 +95,65 @@ def keyframe_episode(episode: Episode, transitions_fn: Callable[..., Any], every
     )
 
 
-def convert(cfg: KeyframeDataConfig) -> Path:
-    """Write the keyframe episode of every episode of `cfg.src` not yet in `cfg.out`."""
-    source = EpisodeDataset(cfg.src)
+def _keyframe_suite(source: EpisodeDataset) -> Any:
+    """The suite of a dense dataset, refusing one without a keyframe mode or already in it."""
     spec = source.env_spec
     if spec is None:
-        raise DatasetError(f"{cfg.src} records no environment spec, so its suite and action mode are unknown")
+        raise DatasetError(f"{source.path} records no environment spec, so its suite and action mode are unknown")
     chosen = suite(spec.suite)
     if chosen.keyframe_transitions is None or chosen.keyframe_spec is None:
         raise DatasetError(f"suite {spec.suite} has no keyframe action mode (rlbench_like has)")
     if spec.notes.get("action_mode", "default") == "keyframe":
-        raise DatasetError(f"{cfg.src} already holds keyframe actions")
-    provenance = {"source": str(Path(cfg.src).resolve()), "every_n": cfg.every_n}
+        raise DatasetError(f"{source.path} already holds keyframe actions")
+    return chosen
 
-    def create(out: Path) -> DatasetWriter:
-        return DatasetWriter.for_spec(
-            out,
-            chosen.keyframe_spec(spec),
-            tasks=source.tasks,
-            metadata={**source.metadata, "keyframes_from": provenance},
-            **source.storage,
+
+def _provenance(source: EpisodeDataset, every_n: int) -> dict[str, Any]:
+    return {"source": str(Path(source.path).resolve()), "every_n": every_n}
+
+
+def keyframe_writer(source: EpisodeDataset, out: Path, every_n: int) -> DatasetWriter:
+    """A new keyframe dataset at `out` for the episodes of `source`: the suite's keyframe contract, and the
+    `subgoal` feature when the demonstrations record sub-goals (all of them, or none may)."""
+    spec = _keyframe_suite(source).keyframe_spec(source.env_spec)
+    features = spec.features()
+    with_subgoals = [("subgoals" in e.extra) for e in source.episodes]
+    if any(with_subgoals) and not all(with_subgoals):
+        raise DatasetError(
+            f"{source.path}: {with_subgoals.count(False)} of {len(with_subgoals)} episodes record no sub-goals; "
+            "the keyframe dataset's `subgoal` feature needs them in every episode or in none"
         )
+    if any(with_subgoals):
+        features[SUBGOAL_FEATURE] = FeatureSpec("float32", spec.action_feature().shape)
+    return DatasetWriter.create(
+        out,
+        features=features,
+        action=spec.action_feature(),
+        env_spec=spec,
+        fps=spec.control_hz,
+        tasks=source.tasks,
+        metadata={**source.metadata, "keyframes_from": _provenance(source, every_n)},
+        **source.storage,
+    )
+
+
+def convert(cfg: KeyframeDataConfig) -> Path:
+    """Write the keyframe episode of every episode of `cfg.src` not yet in `cfg.out`."""
+    source = EpisodeDataset(cfg.src)
+    chosen = _keyframe_suite(source)
 
     def transform(episode: Episode) -> Episode:
         return keyframe_episode(episode, chosen.keyframe_transitions, cfg.every_n)
 
-    out = Path(cfg.out)
-    return rewrite_episodes(source, out, "keyframes_from", provenance, create, transform, "keyframe conversion")
+    return rewrite_episodes(
+        source,
+        Path(cfg.out),
+        "keyframes_from",
+        _provenance(source, cfg.every_n),
+        lambda out: keyframe_writer(source, out, cfg.every_n),
+        transform,
+        "keyframe conversion",
+    )
 
 
 def run(cfg: KeyframeDataConfig) -> Path:

@@ -65,6 +65,8 @@ def write_policy(model: nn.Module, policy: nn.Module, d: Dist, directory: Path) 
 
         copy = VLAPolicy(policy.config, load_pretrained_weights=False, env_spec=policy.env_spec)
         copy.load_state_dict(state)
+        if policy.subgoal_predictor is not None:
+            copy.attach_subgoal_predictor(policy.subgoal_predictor)
         copy.save_pretrained(directory)
 
 

@@ -10,6 +10,7 @@ from polyact.policies.config import PolicyConfig
 PRECISIONS = ("auto", "fp32", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
 SHARDINGS = ("ddp", "fsdp")
+TARGETS = ("action", "subgoal")
 
 
 @dataclass
@@ -64,12 +65,19 @@ class TrainConfig:
     max_minutes: float = 0.0  # stop early (with a checkpoint and the policy saved) after this long; 0 = off
     seed: int = 0
     progress: bool = True
+    # "action", or "subgoal": learn the dataset's `subgoal` feature instead of its actions, which makes a
+    # sub-goal predictor for a policy with policy.subgoal_conditioning (chunk 1)
+    target: str = "action"
+    # a policy directory trained with target=subgoal: the sub-goal conditioned policy is saved with it, and
+    # evaluation and serving take their sub-goals from it
+    subgoal_predictor: str = ""
 
     def __post_init__(self) -> None:
         for kind, value, valid in (
             ("precision", self.precision, PRECISIONS),
             ("device", self.device, DEVICES),
             ("sharding", self.sharding, SHARDINGS),
+            ("training target", self.target, TARGETS),
         ):
             if value not in valid:
                 raise unknown_name(kind, value, valid)
@@ -88,6 +96,14 @@ class TrainConfig:
             )
         if self.num_workers < 0 or self.max_minutes < 0:
             raise ConfigError("num_workers and max_minutes must be >= 0")
+        if self.target == "subgoal" and self.policy.chunk != 1:
+            raise ConfigError(
+                f"target=subgoal predicts one sub-goal per observation: set policy.chunk=1, got {self.policy.chunk}"
+            )
+        if self.subgoal_predictor and self.policy.subgoal_conditioning == "none":
+            raise ConfigError(
+                "subgoal_predictor is for a sub-goal conditioned policy: set policy.subgoal_conditioning=gravmap"
+            )
 
     def resume_identity(self) -> dict:
         """Settings a resumed run must share with the run it continues (steps may grow)."""

@@ -30,6 +30,7 @@ from polyact.errors import ConfigError, PolyactError
 from polyact.faults import fault_point
 from polyact.policies import VLAPolicy, build_policy
 from polyact.policies.heads import head_class
+from polyact.policies.vla import SUBGOAL_KEY
 from polyact.runs import claim_run_dir
 from polyact.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, write_policy
 from polyact.train.config import TrainConfig
@@ -51,15 +52,28 @@ def train(cfg: TrainConfig) -> Path:
         teardown(d)
 
 
-def observation_keys(policy: VLAPolicy, dataset: EpisodeDataset) -> list[str]:
-    """The dataset features the policy reads (PolicyRequirements.inputs: images, depth for Ego3D, state, goal)."""
+def observation_keys(policy: VLAPolicy, dataset: EpisodeDataset, target: str = "action") -> list[str]:
+    """The dataset features the policy reads (PolicyRequirements.inputs: images, depth for Ego3D, state, goal),
+    and the sub-goals when it is conditioned on them or learns to predict them."""
     keys = list(PolicyRequirements.of(policy.config).inputs())
+    if policy.config.subgoal_conditioning != "none" or target == "subgoal":
+        _require_subgoals(dataset)
+        keys.append(SUBGOAL_KEY)
     missing = [k for k in keys if k not in dataset.features]
     if missing:
         raise ConfigError(
             f"{dataset.path} lacks features {missing} that the policy needs; it has {sorted(dataset.features)}"
         )
     return keys
+
+
+def _require_subgoals(dataset: EpisodeDataset) -> None:
+    if SUBGOAL_KEY not in dataset.features:
+        raise ConfigError(
+            f"{dataset.path} has no {SUBGOAL_KEY!r} feature, which sub-goal conditioning and target=subgoal train "
+            "on: build the keyframe dataset with `polyact data keyframes` from demonstrations that record sub-goals "
+            "(rlbench_like's collector does)"
+        )
 
 
 def _check_run(out: Path, cfg: TrainConfig, d: Dist) -> None:
@@ -70,14 +84,31 @@ def _check_run(out: Path, cfg: TrainConfig, d: Dist) -> None:
 
 def _build(cfg: TrainConfig, dataset: EpisodeDataset, resume: Path | None) -> VLAPolicy:
     if resume is not None:
-        return VLAPolicy.from_pretrained(resume / "policy")
-    if dataset.env_spec is None:
-        raise ConfigError(f"{dataset.path} has no environment spec; record it with `polyact collect`")
-    instructions = [i for per_task in dataset.tasks.values() for i in per_task]
-    samples = None
-    if head_class(cfg.policy.head.name).fits_to_data:
-        samples = np.concatenate([dataset.episode_arrays(e.index, keys=[])["action"] for e in dataset.episodes])
-    return build_policy(cfg.policy, dataset.env_spec, dataset.stats, instructions, samples)
+        policy = VLAPolicy.from_pretrained(resume / "policy")
+    else:
+        if dataset.env_spec is None:
+            raise ConfigError(f"{dataset.path} has no environment spec; record it with `polyact collect`")
+        instructions = [i for per_task in dataset.tasks.values() for i in per_task]
+        stats = dataset.stats
+        if cfg.target == "subgoal":  # sub-goals are actions of the same space: normalise them by their own range
+            _require_subgoals(dataset)
+            stats = {**stats, "action": stats[SUBGOAL_KEY]}
+        samples = None
+        if head_class(cfg.policy.head.name).fits_to_data:
+            column = f"obs/{SUBGOAL_KEY}" if cfg.target == "subgoal" else "action"
+            keys = [SUBGOAL_KEY] if cfg.target == "subgoal" else []
+            samples = np.concatenate([dataset.episode_arrays(e.index, keys=keys)[column] for e in dataset.episodes])
+        policy = build_policy(cfg.policy, dataset.env_spec, stats, instructions, samples)
+    if cfg.subgoal_predictor and policy.subgoal_predictor is None:
+        policy.attach_subgoal_predictor(VLAPolicy.from_pretrained(cfg.subgoal_predictor))
+    return policy
+
+
+def subgoal_targets(batch: dict[str, Any]) -> dict[str, Any]:
+    """A loader batch whose actions are the sub-goals of its last observation step (target=subgoal)."""
+    subgoal = batch[f"obs/{SUBGOAL_KEY}"][:, -1:]
+    pad = torch.zeros(subgoal.shape[:2], dtype=torch.bool, device=subgoal.device)
+    return {**batch, "action": subgoal, "action_is_pad": pad}
 
 
 def _param_groups(policy: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -120,7 +151,10 @@ def _train(cfg: TrainConfig, d: Dist) -> Path:
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank
     policy = _build(cfg, dataset, resume).to(d.device).train()
     windows = WindowDataset(
-        dataset, history=policy.config.history, chunk=policy.config.chunk, keys=observation_keys(policy, dataset)
+        dataset,
+        history=policy.config.history,
+        chunk=policy.config.chunk,
+        keys=observation_keys(policy, dataset, cfg.target),
     )
     labels = windows.item_tasks() if cfg.balance_tasks else np.zeros(len(windows), dtype=np.int64)
     sampler = TaskBalancedSampler(labels, seed=cfg.seed, num_replicas=d.world_size, rank=d.rank)
@@ -191,6 +225,8 @@ def _train(cfg: TrainConfig, d: Dist) -> Path:
                 iterator = iter(loader)
                 continue
             batch = _to_device(batch, d.device)
+            if cfg.target == "subgoal":
+                batch = subgoal_targets(batch)
             seed = _step_seed(cfg.seed, step, d)
             torch.manual_seed(seed)
             generator.manual_seed(seed)

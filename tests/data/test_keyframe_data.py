@@ -12,11 +12,11 @@ import pytest
 import torch
 
 from polyact.collect import CollectConfig, collect
-from polyact.data import DatasetWriter, EpisodeDataset
+from polyact.data import EpisodeDataset
 from polyact.envs.config import EnvConfig
 from polyact.envs.rlbench_like.keyframe_actions import keyframe_transitions
 from polyact.errors import ConfigError, DatasetError
-from polyact.keyframe_data import KeyframeDataConfig, convert, keyframe_episode
+from polyact.keyframe_data import KeyframeDataConfig, convert, keyframe_episode, keyframe_writer, subgoal_labels
 
 TASKS = "RLB12"
 
@@ -52,6 +52,24 @@ def test_the_keyframe_dataset_has_the_keyframe_contract_and_labels(dense: Path, 
         assert key_ep.success and key_ep.successes[-1]  # the last keyframe is where the demo succeeded
         # each label is the tcp pose at its keyframe
         assert np.allclose(key_ep.actions[:, :3], dense_ep.observations["state"][kf.targets, :3])
+        # and each sample's sub-goal the label of the first sub-goal keyframe after it (GravMAD), else the last
+        goals = sorted(dense_ep.extra["subgoals"])
+        for step, subgoal in zip(kf.steps, key_ep.observations["subgoal"], strict=True):
+            goal = next((g for g in goals if g > step), goals[-1])
+            assert np.array_equal(subgoal, kf.actions[kf.targets.tolist().index(goal)])
+    assert out.features["subgoal"].shape == (7,)
+
+
+def test_subgoal_labels_follow_gravmads_rule():
+    steps, targets = np.array([0, 10, 20, 30]), np.array([10, 20, 30, 40])
+    actions = np.arange(4, dtype=np.float32)[:, None] * np.ones((1, 7), np.float32)  # label i = i
+    labels = subgoal_labels(steps, targets, actions, [20, 40])
+    # steps 0 and 10 head for sub-goal 20 (label 1), 20 and 30 for 40 (label 3); 40 is also the last
+    assert labels[:, 0].tolist() == [1, 1, 3, 3]
+    with pytest.raises(DatasetError, match=r"sub-goals \[25\] are not keyframes"):
+        subgoal_labels(steps, targets, actions, [25, 40])
+    with pytest.raises(DatasetError, match="records no sub-goals"):
+        subgoal_labels(steps, targets, actions, [])
 
 
 def test_a_stopped_conversion_resumes_and_a_foreign_out_is_refused(dense: Path, keyed: Path, tmp_path: Path):
@@ -62,9 +80,7 @@ def test_a_stopped_conversion_resumes_and_a_foreign_out_is_refused(dense: Path, 
     source, full = EpisodeDataset(dense), EpisodeDataset(keyed)
     out = tmp_path / "keyed"
     rlb = suite("rlbench_like")
-    with DatasetWriter.for_spec(
-        out, rlb.keyframe_spec(source.env_spec), tasks=source.tasks, metadata=dict(full.metadata)
-    ) as writer:
+    with keyframe_writer(source, out, every_n=10) as writer:
         writer.add_episode(keyframe_episode(source.load_episode(0), rlb.keyframe_transitions, every_n=10))
     assert convert(KeyframeDataConfig(src=str(dense), out=str(out), every_n=10)) == out
     resumed = EpisodeDataset(out)
@@ -126,3 +142,47 @@ def test_every_head_trains_on_keyframe_poses(keyed: Path, head: str):
     policy.eval()
     actions = policy.predict_chunk(batch)
     assert actions.shape == (len(batch["action"]), 1, 7) and np.isfinite(actions).all()
+
+
+def test_a_subgoal_predictor_and_a_policy_conditioned_on_it_train_on_the_sub_goals(keyed: Path, tmp_path: Path):
+    """target=subgoal learns the `subgoal` feature (its search box is the sub-goals' range); a GravMap
+    policy trained with that predictor carries it, and acts in the keyframe env, which gives no sub-goal."""
+    from polyact.config import load_config
+    from polyact.envs import make_env
+    from polyact.policies import VLAPolicy
+    from polyact.policies.vla import TRANSLATION_MARGIN
+    from polyact.train import TrainConfig, train
+
+    common = [
+        f"dataset={keyed}",
+        "policy.size=tiny",
+        "policy.chunk=1",
+        "policy.replan_every=1",
+        "policy.vision.depth=true",
+        "batch_size=4",
+        "steps=2",
+        "num_workers=0",
+        "progress=false",
+    ]
+    extra = ["policy.translation=heatmap", "target=subgoal"]
+    predictor_dir = train(load_config(TrainConfig, [*common, f"out={tmp_path / 'predictor'}", *extra]))
+    predictor = VLAPolicy.from_pretrained(predictor_dir)
+    subgoals = EpisodeDataset(keyed).stats["subgoal"]
+    expected = np.stack([subgoals["min"][:3] - TRANSLATION_MARGIN, subgoals["max"][:3] + TRANSLATION_MARGIN])
+    np.testing.assert_allclose(predictor.translation_box.numpy(), expected, atol=1e-6)
+
+    extra = ["policy.subgoal_conditioning=gravmap", f"subgoal_predictor={predictor_dir}"]
+    policy_dir = train(load_config(TrainConfig, [*common, f"out={tmp_path / 'policy'}", *extra]))
+    policy = VLAPolicy.from_pretrained(policy_dir)
+    assert policy.subgoal_predictor is not None
+    cfg = EnvConfig(tasks="close_drawer", cameras=["front"], height=16, width=16, action_mode="keyframe")
+    env = make_env("close_drawer", cfg)
+    try:
+        obs, _ = env.reset(seed=0)
+        action = policy.predict_chunk(obs)[0, 0]
+        assert action.shape == (7,) and np.isfinite(action).all()
+        env.step(action)
+    finally:
+        env.close()
+    with pytest.raises(ConfigError, match="subgoal_conditioning=gravmap"):
+        load_config(TrainConfig, [*common, "out=x", f"subgoal_predictor={predictor_dir}"])
