@@ -92,6 +92,20 @@ class EpisodeDataset:
             )
         return self._in_memory[key]
 
+    def disk_read_reason(self, keys: Sequence[str]) -> str | None:
+        """Why windows of `keys` read some of them frame by frame from the files (deciding, as the first read
+        would, in the order given), or None when every one is held in memory."""
+        on_disk = [k for k in keys if not self.held_in_memory(k)]
+        if not on_disk:
+            return None
+        if len(self) > self._handles.capacity:
+            return f"its {len(self)} episodes are more than the {self._handles.capacity} files kept open"
+        need = sum(self._feature_bytes(k) for k in keys)
+        return (
+            f"{', '.join(on_disk)} do not fit: the features take {need / 2**20:.0f} MiB, the memory budget is "
+            f"{self.memory_budget / 2**20:.0f} MiB"
+        )
+
     def _feature_bytes(self, key: str) -> int:
         """Bytes of feature `key` over every episode."""
         feature = self._manifest.features[key]

@@ -156,6 +156,12 @@ def _train(cfg: TrainConfig, d: Dist) -> Path:
         chunk=policy.config.chunk,
         keys=observation_keys(policy, dataset, cfg.target),
     )
+    slow = dataset.disk_read_reason(windows.keys)
+    if slow and d.is_main:
+        tqdm.write(
+            f"windows are read frame by frame from disk, about 3x slower than from memory: {slow}; raise "
+            "data_open_files (and ulimit -n) or data_memory_mb to hold the dataset in memory"
+        )
     labels = windows.item_tasks() if cfg.balance_tasks else np.zeros(len(windows), dtype=np.int64)
     sampler = TaskBalancedSampler(labels, seed=cfg.seed, num_replicas=d.world_size, rank=d.rank)
     batches_per_epoch = len(sampler) // per_rank

@@ -142,6 +142,16 @@ def test_a_feature_held_in_memory_is_read_once_per_episode(dataset):
     assert not EpisodeDataset(path, max_open_files=len(ds) - 1).held_in_memory("rgb/corner")
 
 
+def test_the_dataset_says_why_it_reads_from_disk(dataset):
+    path, _ = dataset
+    keys = ["rgb/corner", "state"]
+    assert EpisodeDataset(path).disk_read_reason(keys) is None
+    few_files = EpisodeDataset(path, max_open_files=2)
+    assert few_files.disk_read_reason(keys) == f"its {len(few_files)} episodes are more than the 2 files kept open"
+    reason = EpisodeDataset(path, memory_budget=0).disk_read_reason(keys)
+    assert reason.startswith("rgb/corner, state do not fit") and "the memory budget is 0 MiB" in reason
+
+
 def test_a_negative_memory_budget_is_refused(dataset):
     path, _ = dataset
     with pytest.raises(ConfigError, match="memory_budget is in bytes and must be >= 0, got -1"):
