@@ -351,7 +351,7 @@ class VLAPolicy(nn.Module):
     def adapt_to_dataset(self, stats: Mapping[str, Mapping[str, Any]], action_samples: Any = None) -> None:
         """Use a new dataset's statistics; a head that fits to data (the adaptive grid) is re-fitted on its
         raw actions (N, A)."""
-        self.normalizer.load_statistics(stats)
+        self.load_statistics(stats)
         if self.head.fits_to_data:
             self.head.fit(self._normalized_samples(action_samples), first=False)
 

@@ -71,6 +71,9 @@ class TrainConfig:
     # a policy directory trained with target=subgoal: the sub-goal conditioned policy is saved with it, and
     # evaluation and serving take their sub-goals from it
     subgoal_predictor: str = ""
+    # a policy directory to start from (fine-tuning): its architecture and weights, with the dataset's
+    # statistics and re-fitted action grid; `policy.*` settings are then not used (train/finetune.py)
+    init: str = ""
 
     def __post_init__(self) -> None:
         for kind, value, valid in (

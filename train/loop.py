@@ -36,6 +36,7 @@ from polyact.train.checkpoint import latest_checkpoint, load_checkpoint, save_ch
 from polyact.train.config import TrainConfig
 from polyact.train.distributed import Dist, any_rank, setup, teardown, wrap
 from polyact.train.ema import EMA
+from polyact.train.finetune import policy_for_dataset, unknown_words
 from polyact.train.window import TrainingWindow
 
 
@@ -94,11 +95,18 @@ def _build(cfg: TrainConfig, dataset: EpisodeDataset, resume: Path | None) -> VL
             _require_subgoals(dataset)
             stats = {**stats, "action": stats[SUBGOAL_KEY]}
         samples = None
-        if head_class(cfg.policy.head.name).fits_to_data:
+        start = VLAPolicy.from_pretrained(cfg.init) if cfg.init else None
+        if head_class(start.config.head.name if start else cfg.policy.head.name).fits_to_data:
             column = f"obs/{SUBGOAL_KEY}" if cfg.target == "subgoal" else "action"
             keys = [SUBGOAL_KEY] if cfg.target == "subgoal" else []
             samples = np.concatenate([dataset.episode_arrays(e.index, keys=keys)[column] for e in dataset.episodes])
-        policy = build_policy(cfg.policy, dataset.env_spec, stats, instructions, samples)
+        if start is not None:
+            policy = policy_for_dataset(start, dataset, stats, samples, cfg.init)
+            unknown = unknown_words(policy, instructions)
+            if unknown:
+                tqdm.write(f"{len(unknown)} instruction words are new to {cfg.init} and read as unknown: {unknown}")
+        else:
+            policy = build_policy(cfg.policy, dataset.env_spec, stats, instructions, samples)
     if cfg.subgoal_predictor and policy.subgoal_predictor is None:
         policy.attach_subgoal_predictor(VLAPolicy.from_pretrained(cfg.subgoal_predictor))
     return policy
