@@ -58,6 +58,11 @@ COMMANDS: dict[str, Command] = {
         "polyact.keyframe_data:KeyframeDataConfig",
         "polyact.keyframe_data:run",
     ),
+    "data view": Command(
+        "one episode as an mp4 (or a PNG of one step): every camera, the actions and the state plotted under them",
+        "polyact.dataview:DataViewConfig",
+        "polyact.dataview:run",
+    ),
     "serve": Command(
         "serve a checkpoint over a websocket (msgpack arrays) to robots, batching concurrent clients",
         "polyact.deploy.config:ServeConfig",
