@@ -58,6 +58,11 @@ COMMANDS: dict[str, Command] = {
         "polyact.keyframe_data:KeyframeDataConfig",
         "polyact.keyframe_data:run",
     ),
+    "data import-rosbag": Command(
+        "ROS 1/2 bags -> a dataset: camera, state and action topics aligned to a fixed rate, episodes by bag or marker",
+        "polyact.data.rosbag_import:RosbagImportConfig",
+        "polyact.data.rosbag_import:run",
+    ),
     "data view": Command(
         "one episode as an mp4 (or a PNG of one step): every camera, the actions and the state plotted under them",
         "polyact.dataview:DataViewConfig",
