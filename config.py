@@ -9,6 +9,7 @@ keys or values, closest first; `__post_init__` checks of the dataclasses then ru
 from __future__ import annotations
 
 import dataclasses
+import typing
 from typing import Any, TypeVar
 
 from hydra import compose, initialize
@@ -64,7 +65,5 @@ def valid_keys(schema: type, dotted_parent: str) -> list[str]:
         fields = {f.name: f for f in dataclasses.fields(node)}
         if part not in fields:
             return []
-        node = fields[part].type
-        if isinstance(node, str):  # postponed annotations: resolve through a default instance
-            node = type(getattr(schema(), part))
+        node = typing.get_type_hints(node)[part]  # resolves postponed annotations, without building a default
     return [f.name for f in dataclasses.fields(node)] if dataclasses.is_dataclass(node) else []

@@ -184,3 +184,12 @@ def test_the_command_line(ros1_bag: Path, tmp_path: Path):
     args += ["state_topic=/joint_states", "action_topic=/cmd_vel", "episode_topic=/episode"]
     assert main(["data", "import-rosbag", *args]) == 0
     assert len(EpisodeDataset(out)) == 2
+
+
+def test_a_mistyped_key_is_named_although_the_defaults_are_incomplete():
+    """The importer's defaults alone are refused (it needs bags, topics...); a typo must still be reported
+    as a typo, with the closest keys."""
+    from polyact.config import load_config
+
+    with pytest.raises(ConfigError, match=r"unknown config key 'camras'; valid keys, closest first: cameras"):
+        load_config(RosbagImportConfig, ["camras=[front:/cam]"])
