@@ -29,9 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from polyact.contract import ActionSpec, CameraSpec, EnvSpec
-from polyact.data.episode import Episode
-from polyact.data.writer import DatasetWriter
+from polyact.data.robot_episodes import action_names, robot_episode, robot_spec, robot_writer, state_names
 from polyact.errors import ConfigError, DatasetError
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
@@ -43,8 +41,6 @@ ACTION_TYPES = (
     "std_msgs/msg/Float64MultiArray",
 )
 MARKER_TYPE = "std_msgs/msg/String"
-POSE_NAMES = ("x", "y", "z", "qx", "qy", "qz", "qw")
-TWIST_NAMES = ("vx", "vy", "vz", "wx", "wy", "wz")
 
 
 @dataclass
@@ -272,66 +268,15 @@ def run(cfg: RosbagImportConfig) -> Path:
             raise DatasetError(f"{path}: no episode of at least two steps at {cfg.rate_hz} Hz")
         episodes += found
     shapes = {(k, v.shape[1:]) for e in episodes for k, v in e.items() if k != "success"}
-    keys = {k for k, _ in shapes}
-    if len(shapes) != len(keys):
+    if len(shapes) != len({k for k, _ in shapes}):
         raise DatasetError(f"the bags disagree on image sizes or state/action sizes: {sorted(shapes)}")
-    first = episodes[0]
-    if types["state"].endswith("PoseStamped"):
-        state_names = POSE_NAMES
-    else:
-        state_names = tuple(cfg.state_joints) or tuple(f"joint_{i}" for i in range(first["state"].shape[1]))
-    if not cfg.action_topic:
-        action_names = tuple(f"d_{n}" for n in state_names)
-    elif "Twist" in types["action"]:
-        action_names = TWIST_NAMES
-    else:
-        action_names = tuple(f"a{i}" for i in range(first["action"].shape[1]))
-    actions = np.concatenate([e["action"] for e in episodes])
-    spec = EnvSpec(
-        suite="rosbag",
-        tasks=(cfg.task,),
-        cameras=tuple(CameraSpec(n, *first[f"rgb/{n}"].shape[1:3]) for n in cfg.camera_topics),
-        state_names=state_names,
-        goal_names=(),
-        action=ActionSpec(
-            action_names,
-            tuple(actions.min(0).astype(float)),
-            tuple(actions.max(0).astype(float)),
-            f"from {cfg.action_topic or 'next-state differences'} at {cfg.rate_hz} Hz (held between commands)",
-        ),
-        control_hz=cfg.rate_hz,
-        max_episode_steps=max(len(e["action"]) for e in episodes),
-        notes={"source": "polyact data import-rosbag", "action_bounds": "the recorded actions' range"},
-    )
-    features = {k: v for k, v in spec.features().items() if k.startswith("rgb/") or k == "state"}
-    writer = DatasetWriter.create(
-        cfg.out,
-        features=features,
-        action=spec.action_feature(),
-        env_spec=spec,
-        fps=cfg.rate_hz,
-        tasks={cfg.task: [cfg.instruction]},
-        metadata={"imported_from": [str(Path(b).resolve()) for b in cfg.bags]},
-    )
-    with writer:
-        for i, e in enumerate(episodes):
-            length = len(e["action"])
-            successes = np.zeros(length, bool)
-            successes[-1] = e["success"]
-            writer.add_episode(
-                Episode(
-                    task=cfg.task,
-                    instruction=cfg.instruction,
-                    seed=i,
-                    success=e["success"],
-                    observations={
-                        **{k: v.astype(np.uint8) for k, v in e.items() if k.startswith("rgb/")},
-                        "state": e["state"].astype(np.float32),
-                    },
-                    actions=e["action"].astype(np.float32),
-                    rewards=np.zeros(length, np.float32),
-                    successes=successes,
-                )
-            )
+    states = state_names(types["state"], cfg.state_joints, episodes[0]["state"].shape[1])
+    names = (states, action_names(types["action"], states, episodes[0]["action"].shape[1]))
+    source = f"{cfg.action_topic or 'next-state differences'} at {cfg.rate_hz} Hz (a command held until the next)"
+    spec = robot_spec(cfg.task, list(cfg.camera_topics), cfg.rate_hz, names, episodes, source)
+    metadata = {"imported_from": [str(Path(b).resolve()) for b in cfg.bags]}
+    with robot_writer(cfg.out, spec, cfg.instruction, metadata) as writer:
+        for i, episode in enumerate(episodes):
+            writer.add_episode(robot_episode(episode, i, cfg.task, cfg.instruction))
     print(f"{cfg.out}: {len(episodes)} episodes, {sum(len(e['action']) for e in episodes)} steps at {cfg.rate_hz} Hz")
     return Path(cfg.out)
