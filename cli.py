@@ -78,6 +78,11 @@ COMMANDS: dict[str, Command] = {
         "polyact.deploy.config:BridgeConfig",
         "polyact.deploy.ros.node:run",
     ),
+    "ros record": Command(
+        "record teleoperated demonstrations from live ROS 1 topics into a dataset (episodes by topic or keyboard)",
+        "polyact.deploy.ros.record:RecordConfig",
+        "polyact.deploy.ros.record:run",
+    ),
     "ros sim": Command(
         "a simulated robot on ROS: a Meta-World task publishing cameras and state, executing twist commands",
         "polyact.deploy.config:SimRobotConfig",

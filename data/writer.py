@@ -159,6 +159,11 @@ class DatasetWriter:
         """What the creator stored with the dataset, e.g. the collection settings."""
         return self._manifest.metadata
 
+    @property
+    def env_spec(self) -> EnvSpec | None:
+        """The contract the dataset records (None for a dataset made without one)."""
+        return self._manifest.env_spec
+
     def add_episode(self, episode: Episode) -> int:
         """Check `episode`, commit it durably, and return its index; on any failure nothing is committed."""
         if self._lock is None:

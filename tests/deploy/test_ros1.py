@@ -357,3 +357,68 @@ def test_the_estop_latches_until_reset_and_stale_sensors_hold(rospy, sim, traine
         reset.unregister()
     late = running.reasons_after(stale)
     assert late and all(r.startswith("stale observation") for r in late), late
+
+
+# --- recording demonstrations from live topics ------------------------------------------------------------
+def test_recording_from_live_topics_keeps_every_closed_episode_through_a_kill(rospy, tmp_path):
+    """`polyact ros record` in a process of its own records what this process publishes (a camera, joint
+    states and a velocity command at 50 Hz, each carrying a counter); episodes open and close on words; a
+    kill -9 in the middle of the third loses only that one."""
+    from geometry_msgs.msg import Twist, Vector3
+    from sensor_msgs.msg import Image, JointState
+    from std_msgs.msg import String
+
+    from polyact.data import EpisodeDataset
+
+    topics = {"cam": ("/rec/cam", Image), "joints": ("/rec/joints", JointState), "cmd": ("/rec/cmd", Twist)}
+    pubs = {k: rospy.Publisher(t, kind, queue_size=1) for k, (t, kind) in topics.items()}
+    words = rospy.Publisher("/rec/episode", String, queue_size=10)
+    out = tmp_path / "demos"
+    args = [f"out={out}", "instruction=wave", "cameras=[front:/rec/cam]", "state_topic=/rec/joints"]
+    args += ["action_topic=/rec/cmd", "episode_topic=/rec/episode", "rate_hz=20", "node_name=polyact_record_test"]
+    recorder = subprocess.Popen([sys.executable, "-m", "polyact.cli", "ros", "record", *args])
+    done, count = threading.Event(), [0]
+
+    def publish() -> None:
+        while not done.is_set():
+            i = count[0] = count[0] + 1
+            pubs["cam"].publish(Image(height=4, width=5, encoding="rgb8", step=15, data=bytes([i % 256]) * 60))
+            pubs["joints"].publish(JointState(name=["a"], position=[0.01 * i]))
+            pubs["cmd"].publish(Twist(linear=Vector3(x=float(i))))
+            time.sleep(0.02)
+
+    def episodes() -> int:
+        return len(EpisodeDataset(out)) if (out / "meta.json").exists() else 0
+
+    thread = threading.Thread(target=publish, daemon=True)
+    thread.start()
+    try:
+        connected = [words, *pubs.values()]
+        wait_for(lambda: all(p.get_num_connections() for p in connected), "the recorder subscribed")
+        for word, committed in (("success", 1), ("failure", 2)):
+            words.publish(String(data="start"))
+            begun = count[0]
+            wait_for(lambda begun=begun: count[0] > begun + 40, "0.8 s of messages")
+            words.publish(String(data=word))
+            wait_for(lambda committed=committed: episodes() == committed, f"episode {committed} committed")
+        words.publish(String(data="start"))
+        begun = count[0]
+        wait_for(lambda: count[0] > begun + 25, "the third episode under way")
+        recorder.send_signal(signal.SIGKILL)
+        recorder.wait()
+    finally:
+        done.set()
+        thread.join()
+        stop(recorder)
+        words.unregister()
+        for p in pubs.values():
+            p.unregister()
+    ds = EpisodeDataset(out)
+    assert [e.success for e in ds.episodes] == [True, False] and ds.verify() == []
+    for e in ds.episodes:
+        arrays = ds.episode_arrays(e.index)
+        frames, state, action = arrays["obs/rgb/front"][:, 0, 0, 0].astype(int), arrays["obs/state"], arrays["action"]
+        assert e.length >= 5
+        assert np.all(np.diff(frames) >= 0) and np.all(np.diff(state[:, 0]) >= 0) and np.all(np.diff(action[:, 0]) >= 0)
+        # a step's frame, state and command come from about the same moment (counters within a few messages)
+        assert np.all(np.abs(state[:, 0] / 0.01 - action[:, 0]) <= 5)
