@@ -33,6 +33,11 @@ COMMANDS: dict[str, Command] = {
         "polyact.train.config:TrainConfig",
         "polyact.train.loop:run",
     ),
+    "merge": Command(
+        "one multi-task policy from a base and its fine-tunes: task arithmetic or TIES, optionally LiNeS",
+        "polyact.train.merge:MergeConfig",
+        "polyact.train.merge:run",
+    ),
     "collect": Command(
         "record scripted demonstrations of a task set into a dataset (resumable)",
         "polyact.collect:CollectConfig",
