@@ -11,6 +11,7 @@ PRECISIONS = ("auto", "fp32", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
 SHARDINGS = ("ddp", "fsdp")
 TARGETS = ("action", "subgoal")
+MULTITASK_METHODS = ("uniform", "pcgrad", "mgda", "flat_pcgrad", "flat_mgda")
 
 
 @dataclass
@@ -74,6 +75,10 @@ class TrainConfig:
     # a policy directory to start from (fine-tuning): its architecture and weights, with the dataset's
     # statistics and re-fitted action grid; `policy.*` settings are then not used (train/finetune.py)
     init: str = ""
+    # how the tasks' gradients make one step (train/multitask.py): "uniform" (the mean loss), "pcgrad",
+    # "mgda", "flat_pcgrad", "flat_mgda" (task-based flat regions, SAM radius multitask_rho)
+    multitask: str = "uniform"
+    multitask_rho: float = 0.05
 
     def __post_init__(self) -> None:
         for kind, value, valid in (
@@ -81,6 +86,7 @@ class TrainConfig:
             ("device", self.device, DEVICES),
             ("sharding", self.sharding, SHARDINGS),
             ("training target", self.target, TARGETS),
+            ("multitask method", self.multitask, MULTITASK_METHODS),
         ):
             if value not in valid:
                 raise unknown_name(kind, value, valid)

@@ -37,6 +37,7 @@ from polyact.train.config import TrainConfig
 from polyact.train.distributed import Dist, any_rank, setup, teardown, wrap
 from polyact.train.ema import EMA
 from polyact.train.finetune import policy_for_dataset, unknown_words
+from polyact.train.multitask import TaskGradients
 from polyact.train.window import TrainingWindow
 
 
@@ -202,6 +203,9 @@ def _train(cfg: TrainConfig, d: Dist) -> Path:
         optimizer, lambda s: warmup_cosine(s, cfg.optim.warmup_steps, cfg.steps, cfg.optim.min_lr_ratio)
     )
     ema = EMA(model, cfg.ema_decay) if cfg.ema_decay else None
+    per_task = None
+    if cfg.multitask != "uniform":
+        per_task = TaskGradients(policy, cfg.multitask, d, cfg.multitask_rho, cfg.sharding)
     start = 0
     if resume is not None:
         start = load_checkpoint(resume, model, optimizer, scheduler, ema)["step"]
@@ -244,10 +248,14 @@ def _train(cfg: TrainConfig, d: Dist) -> Path:
             seed = _step_seed(cfg.seed, step, d)
             torch.manual_seed(seed)
             generator.manual_seed(seed)
-            with autocast:
-                loss, metrics = forward(batch, generator=generator)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            with autocast:
+                if per_task is None:
+                    loss, metrics = forward(batch, generator=generator)
+                else:  # the same order of PCGrad's projections on every rank
+                    loss, metrics = per_task.step(batch, generator, order_seed=cfg.seed * 1_000_003 + step)
+            if per_task is None:
+                loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip or math.inf)
             optimizer.step()
             scheduler.step()
