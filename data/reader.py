@@ -209,7 +209,13 @@ class EpisodeDataset:
         return {name: value[0] for name, value in batch.items()}
 
     def window_layout(
-        self, batch: int, history: int, chunk: int, keys: Sequence[str] | None = None
+        self,
+        batch: int,
+        history: int,
+        chunk: int,
+        keys: Sequence[str] | None = None,
+        future: int = 0,
+        future_keys: Sequence[str] = (),
     ) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
         """Shape and dtype of each array `windows` returns, e.g. to preallocate them in shared memory."""
         layout = {
@@ -222,6 +228,11 @@ class EpisodeDataset:
         layout["obs_is_pad"] = ((batch, history), np.dtype(bool))
         layout["action"] = ((batch, chunk, *self._manifest.action.shape), np.dtype(self._manifest.action.dtype))
         layout["action_is_pad"] = ((batch, chunk), np.dtype(bool))
+        if future:
+            for k in self.observation_keys(future_keys):
+                feature = self._manifest.features[k]
+                layout[f"future/{k}"] = ((batch, *feature.shape), np.dtype(feature.dtype))
+            layout["future_is_pad"] = ((batch,), np.dtype(bool))
         for name in ("task_index", "episode_index", "timestep"):
             layout[name] = ((batch,), np.dtype(np.int64))
         return layout
@@ -235,9 +246,15 @@ class EpisodeDataset:
         keys: Sequence[str] | None = None,
         *,
         out: dict[str, np.ndarray] | None = None,
+        future: int = 0,
+        future_keys: Sequence[str] = (),
     ) -> dict[str, Any]:
         """B windows at once, stacked: each array of `window` with a leading batch axis (B, ...), and
-        "instruction" a list of B str. `out` may provide the arrays (see `window_layout`) to fill."""
+        "instruction" a list of B str. `out` may provide the arrays (see `window_layout`) to fill.
+
+        With `future` > 0 each window also holds "future/<key>" (B, *shape) for `future_keys`: the
+        observation `future` steps after t (the last one where the episode ends sooner), and
+        "future_is_pad" (B,), True where it ends sooner (auxiliary future-frame prediction, GR-1)."""
         if history < 1 or chunk < 1:
             raise ConfigError(f"history and chunk must be >= 1, got history={history}, chunk={chunk}")
         keys = self.observation_keys(keys)
@@ -249,8 +266,11 @@ class EpisodeDataset:
         if bad.size:
             b = bad[0]
             raise IndexError(f"timestep {timesteps[b]} is outside episode {episodes[b]} of length {lengths[b]}")
+        if future < 0:
+            raise ConfigError(f"future must be >= 0 steps, got {future}")
+        future_keys = self.observation_keys(future_keys) if future else ()
         if out is None:
-            layout = self.window_layout(len(episodes), history, chunk, keys)
+            layout = self.window_layout(len(episodes), history, chunk, keys, future, future_keys)
             out = {name: np.empty(shape, dtype) for name, (shape, dtype) in layout.items()}
         obs_out = [(obs_path(key), out[f"obs/{key}"], self.held_in_memory(key)) for key in keys]
         steps = zip(episodes.tolist(), timesteps.tolist(), lengths.tolist(), strict=True)
@@ -266,8 +286,13 @@ class EpisodeDataset:
             actions = out["action"][b]  # (chunk, A)
             actions[: hi - t] = handle.rows(ACTION, t, hi)
             actions[hi - t :] = actions[hi - t - 1]
+            ahead = min(t + future, length - 1)
+            for key in future_keys:
+                out[f"future/{key}"][b] = handle.rows(obs_path(key), ahead, ahead + 1, self.held_in_memory(key))[0]
         out["obs_is_pad"][:] = (timesteps - history + 1)[:, None] + np.arange(history) < 0
         out["action_is_pad"][:] = timesteps[:, None] + np.arange(chunk) >= lengths[:, None]
+        if future:
+            out["future_is_pad"][:] = timesteps + future >= lengths
         out["task_index"][:] = [self._task_index[r.task] for r in records]
         out["episode_index"][:] = episodes
         out["timestep"][:] = timesteps

@@ -20,7 +20,8 @@ from polyact.errors import ConfigError
 
 
 class WindowDataset(torch.utils.data.Dataset):
-    """Windows of `history` observations and `chunk` actions (EpisodeDataset.window's contract), as tensors.
+    """Windows of `history` observations and `chunk` actions (EpisodeDataset.window's contract), as tensors,
+    and with `future` > 0 the `future_keys` observations that many steps ahead (EpisodeDataset.windows).
 
     Images stay uint8 channels-last (h, H, W, 3); "instruction" stays a str. Batches come from
     `__getitems__` already stacked: give the DataLoader `collate_fn=collate_windows` to use them as they
@@ -37,6 +38,8 @@ class WindowDataset(torch.utils.data.Dataset):
         chunk: int,
         keys: Sequence[str] | None = None,
         episodes: Sequence[int] | None = None,
+        future: int = 0,
+        future_keys: Sequence[str] = (),
     ):
         if isinstance(path_or_dataset, EpisodeDataset):
             self.dataset = path_or_dataset
@@ -46,6 +49,7 @@ class WindowDataset(torch.utils.data.Dataset):
             raise ConfigError(f"history and chunk must be >= 1, got history={history}, chunk={chunk}")
         self.history, self.chunk = int(history), int(chunk)
         self.keys = self.dataset.observation_keys(keys)
+        self.future, self.future_keys = int(future), tuple(future_keys) if future else ()
         records = self.dataset.episodes
         selected = range(len(records)) if episodes is None else [int(e) for e in episodes]
         for e in selected:
@@ -79,10 +83,12 @@ class WindowDataset(torch.utils.data.Dataset):
     def __getitems__(self, indices: Sequence[int]) -> WindowBatch:
         """A batch of items, read in one pass; torch's DataLoader calls this once per batch."""
         episodes, steps = self.locate(np.asarray(indices))
-        tensors, slot = _allocate(self.dataset.window_layout(len(episodes), self.history, self.chunk, self.keys))
-        batch = self.dataset.windows(
-            episodes, steps, self.history, self.chunk, self.keys, out={name: t.numpy() for name, t in tensors.items()}
+        future = {"future": self.future, "future_keys": self.future_keys}
+        tensors, slot = _allocate(
+            self.dataset.window_layout(len(episodes), self.history, self.chunk, self.keys, **future)
         )
+        out = {name: t.numpy() for name, t in tensors.items()}
+        batch = self.dataset.windows(episodes, steps, self.history, self.chunk, self.keys, out=out, **future)
         return WindowBatch({**tensors, "instruction": batch["instruction"]}, slot)
 
 

@@ -156,3 +156,17 @@ def test_a_negative_memory_budget_is_refused(dataset):
     path, _ = dataset
     with pytest.raises(ConfigError, match="memory_budget is in bytes and must be >= 0, got -1"):
         EpisodeDataset(path, memory_budget=-1)
+
+
+def test_future_frames_are_the_steps_ahead_or_the_last_one_padded(counting):
+    """Episode 0 has 10 steps (pixels = step), episode 1 one."""
+    from polyact.data import WindowDataset
+
+    batch = counting.windows([0, 0, 0, 1], [2, 6, 9, 0], 1, 1, ["state"], future=3, future_keys=["rgb/corner"])
+    np.testing.assert_array_equal(batch["future/rgb/corner"][:, 0, 0, 0], [5, 9, 9, 0])
+    np.testing.assert_array_equal(batch["future_is_pad"], [F, F, T, T])  # 6 + 3 = 9 is the last step itself
+    assert "future/state" not in batch
+    windows = WindowDataset(counting, history=1, chunk=1, keys=["state"], future=3, future_keys=["rgb/corner"])
+    assert windows[2]["future/rgb/corner"][0, 0, 0] == 5 and not windows[2]["future_is_pad"]
+    with pytest.raises(ConfigError, match="future must be >= 0"):
+        counting.windows([0], [0], 1, 1, ["state"], future=-1)
