@@ -203,6 +203,10 @@ class PolicyConfig:
     # "none", or "gravmap": the next sub-goal (x, y, z, gripper of the `subgoal` feature) drawn into every
     # camera as GravMAD's cost and gripper maps (gravmap.py); needs the conv encoder and depth
     subgoal_conditioning: str = "none"
+    # GR-1 (Wu et al., 2024): also predict each camera's frame this many steps ahead from the trunk's image
+    # tokens, an auxiliary loss of weight future_weight; 0 = off
+    future_frames: int = 0
+    future_weight: float = 0.1
 
     def __post_init__(self) -> None:
         # nested configs arrive as dicts from config.json or plain dict overrides
@@ -229,6 +233,10 @@ class PolicyConfig:
         resolved = self.resolved()
         if resolved.width % resolved.attention_heads:
             raise ConfigError(f"width {resolved.width} is not divisible by attention_heads {resolved.attention_heads}")
+        if self.future_frames < 0 or self.future_weight < 0:
+            raise ConfigError(
+                f"future_frames and future_weight must be >= 0, got {self.future_frames} and {self.future_weight}"
+            )
         if self.history < 1 or self.chunk < 1 or not 1 <= self.replan_every <= self.chunk:
             raise ConfigError(
                 f"need history >= 1, chunk >= 1 and 1 <= replan_every <= chunk; got history={self.history}, "

@@ -46,6 +46,7 @@ from polyact.policies.trunk import Trunk
 from polyact.policies.vision import CameraTokens, RandomShift, sample_shifts
 
 TRANSLATION_MARGIN = 0.03  # metres the heatmap search box reaches beyond the training targets' range
+FUTURE_PIXELS = 4  # the future head predicts a FUTURE_PIXELS x FUTURE_PIXELS RGB patch per image token
 SUBGOAL_KEY = "subgoal"  # the dataset feature (and observation key) holding the next sub-goal, as an action
 
 
@@ -86,6 +87,8 @@ class VLAPolicy(nn.Module):
         self.head = make_head(cfg.head, cfg.width, cfg.chunk, cfg.action_dim, cfg.attention_heads)
         self.trunk = Trunk(cfg.width, cfg.depth, cfg.attention_heads, self.head.num_readouts, cfg.dropout)
         self.shift = RandomShift(cfg.vision.random_shift) if cfg.vision.random_shift else None
+        # GR-1's future-frame prediction, an auxiliary loss (config.future_frames steps ahead)
+        self.future_head = nn.Linear(cfg.width, 3 * FUTURE_PIXELS**2) if cfg.future_frames else None
         self.heatmap = None
         if cfg.translation == "heatmap":
             image_channels = 3 + int(cfg.vision.depth) + self._gravmap_channels
@@ -224,9 +227,10 @@ class VLAPolicy(nn.Module):
         return self._encode(batch, generator)[0]
 
     def _encode(
-        self, batch: Mapping[str, Any], generator: torch.Generator | None = None
-    ) -> tuple[torch.Tensor, list[CameraView]]:
-        """Readout tokens (B, R, D) and, with heatmap translation, each camera's view with its trunk tokens."""
+        self, batch: Mapping[str, Any], generator: torch.Generator | None = None, image_outputs: bool = False
+    ) -> tuple[torch.Tensor, list[CameraView], list[torch.Tensor]]:
+        """Readout tokens (B, R, D); with heatmap translation each camera's view with its trunk tokens; and
+        with `image_outputs` (or heatmaps) the trunk's outputs for each camera's last-step image tokens."""
         cfg = self.config
         obs_pad = self._get(batch, "obs_is_pad").bool()  # (B, h)
         if obs_pad.shape[1] != cfg.history:
@@ -251,15 +255,16 @@ class VLAPolicy(nn.Module):
             parts.append(self.goal_proj(goal) + self.step_embed + self.type_embed[3])
             pads.append(obs_pad)
         context = torch.cat(parts, dim=1)
-        if not views:
-            return self.trunk(context, torch.cat(pads, dim=1)), views
+        if not (views or image_outputs):
+            return self.trunk(context, torch.cat(pads, dim=1)), views, []
         readout, outputs = self.trunk(context, torch.cat(pads, dim=1), with_context=True)
         start, per_camera = text.shape[1], parts[1].shape[1]
         last_step = per_camera // cfg.history
-        for i, view in enumerate(views):  # the last history step's tokens of camera i
-            end = start + (i + 1) * per_camera
-            view.tokens = outputs[:, end - last_step : end]
-        return readout, views
+        ends = [start + (i + 1) * per_camera for i in range(len(cfg.cameras))]
+        cameras = [outputs[:, end - last_step : end] for end in ends]  # the last history step's image tokens
+        for view, tokens in zip(views, cameras, strict=False):
+            view.tokens = tokens
+        return readout, views, cameras
 
     def _heatmap_logits(self, views: list[CameraView]) -> torch.Tensor:
         """(B, cameras, hh*hw + 1) log-probabilities over each camera's heatmap and "not in view"."""
@@ -303,12 +308,40 @@ class VLAPolicy(nn.Module):
                 f"batch actions have shape {tuple(actions.shape)}; the policy predicts chunks of "
                 f"({self.config.chunk}, {self.config.action_dim})"
             )
-        readout, views = self._encode(batch, generator)
+        readout, views, cameras = self._encode(batch, generator, image_outputs=self.future_head is not None)
         loss, metrics = self.head.loss(readout, self.normalizer.normalize("action", actions), pad, generator)
         if views:
             heatmap_ce = self._heatmap_loss(views, actions[:, 0, :3], pad[:, 0])
             loss, metrics = loss + heatmap_ce, {**metrics, "heatmap_ce": heatmap_ce.detach()}
+        if self.future_head is not None:
+            future = self._future_loss(cameras, batch)
+            loss, metrics = loss + self.config.future_weight * future, {**metrics, "future_mse": future.detach()}
         return loss, metrics
+
+    def future_targets(self, batch: Mapping[str, Any], cam: str) -> torch.Tensor:
+        """Camera `cam`'s frame `future_frames` steps ahead as the future head predicts it: normalised RGB,
+        area-downsampled so that each of the g x g image tokens owns a FUTURE_PIXELS^2 patch, (B, g*g, 3 p^2)."""
+        g, p = self.config.vision.grid, FUTURE_PIXELS
+        frames = self._crop(self._get(batch, f"future/rgb/{cam}")[:, None])[:, 0]  # (B, H, W, 3) uint8
+        x = rearrange(frames, "b y x c -> b c y x").float()
+        if not self.images.pretrained:
+            mean, std = self.normalizer.stat(f"rgb/{cam}", "mean"), self.normalizer.stat(f"rgb/{cam}", "std")
+            x = (x - mean.view(1, 3, 1, 1)) / torch.where(std > 1e-6, std, torch.ones_like(std)).view(1, 3, 1, 1)
+        else:
+            x = x / 255.0
+        x = torch.nn.functional.interpolate(x, size=(g * p, g * p), mode="area")
+        return rearrange(x, "b c (gh p1) (gw p2) -> b (gh gw) (p1 p2 c)", p1=p, p2=p)
+
+    def _future_loss(self, cameras: list[torch.Tensor], batch: Mapping[str, Any]) -> torch.Tensor:
+        """GR-1's auxiliary objective: each image token's output predicts its patch of the frame
+        `future_frames` steps ahead; mean squared error over cameras and windows whose future exists."""
+        keep = (~self._get(batch, "future_is_pad").bool()).float()  # (B,)
+        errors = [
+            (self.future_head(tokens) - self.future_targets(batch, cam)).square().mean(dim=(1, 2))
+            for cam, tokens in zip(self.config.cameras, cameras, strict=True)
+        ]
+        per_sample = torch.stack(errors).mean(0)
+        return (per_sample * keep).sum() / keep.sum().clamp(min=1.0)
 
     forward = compute_loss  # so DDP / FSDP wrappers can call the module
 
@@ -339,7 +372,7 @@ class VLAPolicy(nn.Module):
         """Action chunks (B, H, A) in raw action units, float32; with heatmap translation, x, y, z of the
         (single) step are the heatmaps' point where a camera sees it, the head's elsewhere."""
         with torch.inference_mode():
-            readout, views = self._encode(self.as_batch(obs))
+            readout, views, _ = self._encode(self.as_batch(obs))
             normalized = self.head.sample(readout, generator=generator, noise=noise)
             chunk = self.normalizer.unnormalize("action", normalized)
             if views:

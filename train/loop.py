@@ -164,6 +164,8 @@ def _train(cfg: TrainConfig, d: Dist) -> Path:
         history=policy.config.history,
         chunk=policy.config.chunk,
         keys=observation_keys(policy, dataset, cfg.target),
+        future=policy.config.future_frames,
+        future_keys=[f"rgb/{cam}" for cam in policy.config.cameras],
     )
     slow = dataset.disk_read_reason(windows.keys)
     if slow and d.is_main:

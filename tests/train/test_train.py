@@ -232,3 +232,11 @@ def test_resuming_with_other_settings_is_refused(metaworld_dataset, tmp_path):
     train(load_config(TrainConfig, overrides(metaworld_dataset, tmp_path, "steps=1")))
     with pytest.raises(ConfigError, match="other settings.*optim"):
         train(load_config(TrainConfig, overrides(metaworld_dataset, tmp_path, "steps=2", "optim.lr=1e-2")))
+
+
+def test_future_frame_prediction_trains_on_the_windows_ahead(metaworld_dataset, tmp_path):
+    """policy.future_frames adds the frames ahead to the windows and GR-1's loss to the logged metrics."""
+    out = tmp_path / "future"
+    train(load_config(TrainConfig, overrides(metaworld_dataset, out, "steps=2", "policy.future_frames=3")))
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert all(r["head/future_mse"] > 0 for r in records) and len(records) == 2
