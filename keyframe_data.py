@@ -125,16 +125,8 @@ def keyframe_writer(source: EpisodeDataset, out: Path, every_n: int) -> DatasetW
         )
     if any(with_subgoals):
         features[SUBGOAL_FEATURE] = FeatureSpec("float32", spec.action_feature().shape)
-    return DatasetWriter.create(
-        out,
-        features=features,
-        action=spec.action_feature(),
-        env_spec=spec,
-        fps=spec.control_hz,
-        tasks=source.tasks,
-        metadata={**source.metadata, "keyframes_from": _provenance(source, every_n)},
-        **source.storage,
-    )
+    metadata = {**source.metadata, "keyframes_from": _provenance(source, every_n)}
+    return DatasetWriter.for_spec(out, spec, source.tasks, features, metadata=metadata, **source.storage)
 
 
 def convert(cfg: KeyframeDataConfig) -> Path:

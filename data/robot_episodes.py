@@ -7,6 +7,7 @@ names those columns from the message types they came from and writes them under 
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +16,41 @@ import numpy as np
 from polyact.contract import ActionSpec, CameraSpec, EnvSpec
 from polyact.data.episode import Episode
 from polyact.data.writer import DatasetWriter
+from polyact.errors import ConfigError
 
 POSE_NAMES = ("x", "y", "z", "qx", "qy", "qz", "qw")
 TWIST_NAMES = ("vx", "vy", "vz", "wx", "wy", "wz")
+
+
+@dataclass
+class RobotTopics:
+    """What a recording's ROS topics mean, as `polyact data import-rosbag` and `polyact ros record` read
+    them: cameras as NAME:TOPIC, the state topic (and which joints, in order), the command topic (empty:
+    next-state differences), the rate the streams are aligned to, and the episodes' task and instruction."""
+
+    out: str = ""
+    task: str = "teleop"
+    instruction: str = ""
+    rate_hz: float = 10.0
+    cameras: list[str] = field(default_factory=list)  # NAME:TOPIC each
+    state_topic: str = ""
+    state_joints: list[str] = field(default_factory=list)
+    action_topic: str = ""  # empty: the next step's state minus this one's
+
+    def check(self, command: str, required: tuple[str, ...] = ()) -> None:
+        """Refuse a config that lacks what `command` needs, naming every missing key."""
+        missing = [k for k in (*required, "out", "instruction", "cameras", "state_topic") if not getattr(self, k)]
+        if missing:
+            raise ConfigError(f"{command} needs {', '.join(missing)} (see --help)")
+        if self.rate_hz <= 0:
+            raise ConfigError(f"rate_hz must be > 0, got {self.rate_hz}")
+        bad = [c for c in self.cameras if not all(c.partition(":")[::2])]
+        if bad:
+            raise ConfigError(f"cameras are NAME:TOPIC, e.g. front:/camera/image_raw; got {bad}")
+
+    @property
+    def camera_topics(self) -> dict[str, str]:
+        return dict(c.split(":", 1) for c in self.cameras)
 
 
 def state_names(state_type: str, joints: list[str], dim: int) -> tuple[str, ...]:
@@ -36,26 +69,23 @@ def action_names(action_type: str, states: tuple[str, ...], dim: int) -> tuple[s
     return tuple(f"a{i}" for i in range(dim))
 
 
-def robot_spec(
-    task: str,
-    cameras: list[str],
-    rate_hz: float,
-    names: tuple[tuple[str, ...], tuple[str, ...]],
-    episodes: list[dict[str, Any]],
-    source: str,
-) -> EnvSpec:
-    """The contract of recorded episodes: their cameras' sizes, state and action `names`, and as action
-    bounds the range of their actions (a robot's own limits are not in its messages; the notes say so)."""
-    first, (states, actions) = episodes[0], names
+def robot_spec(topics: RobotTopics, episodes: list[dict[str, Any]], types: dict[str, str], source: str) -> EnvSpec:
+    """The contract of recorded episodes: their cameras' sizes; state and action names from the message
+    `types` ("state", "action": "" for next-state differences); as action bounds the range of their
+    actions (a robot's own limits are not in its messages; the notes say so); `source` says where the
+    actions came from."""
+    first = episodes[0]
+    states = state_names(types["state"], topics.state_joints, first["state"].shape[1])
+    actions = action_names(types.get("action", ""), states, first["action"].shape[1])
     recorded = np.concatenate([e["action"] for e in episodes])
     return EnvSpec(
         suite="robot",
-        tasks=(task,),
-        cameras=tuple(CameraSpec(n, *first[f"rgb/{n}"].shape[1:3]) for n in cameras),
+        tasks=(topics.task,),
+        cameras=tuple(CameraSpec(n, *first[f"rgb/{n}"].shape[1:3]) for n in topics.camera_topics),
         state_names=states,
         goal_names=(),
         action=ActionSpec(actions, tuple(recorded.min(0).astype(float)), tuple(recorded.max(0).astype(float)), source),
-        control_hz=rate_hz,
+        control_hz=topics.rate_hz,
         max_episode_steps=max(len(e["action"]) for e in episodes),
         notes={"action_bounds": "the range of the actions recorded when the dataset was created"},
     )
@@ -64,15 +94,7 @@ def robot_spec(
 def robot_writer(out: str | Path, spec: EnvSpec, instruction: str, metadata: dict[str, Any]) -> DatasetWriter:
     """A new dataset for robot episodes: camera frames and state (no depth or camera poses are recorded)."""
     features = {k: v for k, v in spec.features().items() if k.startswith("rgb/") or k == "state"}
-    return DatasetWriter.create(
-        out,
-        features=features,
-        action=spec.action_feature(),
-        env_spec=spec,
-        fps=spec.control_hz,
-        tasks={t: [instruction] for t in spec.tasks},
-        metadata=metadata,
-    )
+    return DatasetWriter.for_spec(out, spec, {t: [instruction] for t in spec.tasks}, features, metadata=metadata)
 
 
 def robot_episode(episode: dict[str, Any], index: int, task: str, instruction: str) -> Episode:

@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from polyact.data.robot_episodes import action_names, robot_episode, robot_spec, robot_writer, state_names
-from polyact.errors import ConfigError, DatasetError
+from polyact.data.robot_episodes import RobotTopics, robot_episode, robot_spec, robot_writer
+from polyact.errors import DatasetError
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 STATE_TYPES = ("sensor_msgs/msg/JointState", "geometry_msgs/msg/PoseStamped")
@@ -44,36 +44,17 @@ MARKER_TYPE = "std_msgs/msg/String"
 
 
 @dataclass
-class RosbagImportConfig:
+class RosbagImportConfig(RobotTopics):
     """`polyact data import-rosbag bags=[A.bag,...] out=NEW_DIR instruction=... cameras=[front:/topic,...]
     state_topic=/joint_states [action_topic=/cmd_vel] [episode_topic=/episode] [rate_hz=10]`.
 
     See the module doc (data/rosbag_import.py) for the message types and how streams are aligned."""
 
     bags: list[str] = field(default_factory=list)
-    out: str = ""
-    task: str = "teleop"
-    instruction: str = ""
-    rate_hz: float = 10.0
-    cameras: list[str] = field(default_factory=list)  # NAME:TOPIC each
-    state_topic: str = ""
-    state_joints: list[str] = field(default_factory=list)
-    action_topic: str = ""  # empty: the next step's state minus this one's
     episode_topic: str = ""  # empty: each bag is one successful episode
 
     def __post_init__(self) -> None:
-        missing = [k for k in ("bags", "out", "instruction", "cameras", "state_topic") if not getattr(self, k)]
-        if missing:
-            raise ConfigError(f"polyact data import-rosbag needs {', '.join(missing)} (see --help)")
-        if self.rate_hz <= 0:
-            raise ConfigError(f"rate_hz must be > 0, got {self.rate_hz}")
-        bad = [c for c in self.cameras if not all(c.partition(":")[::2])]
-        if bad:
-            raise ConfigError(f"cameras are NAME:TOPIC, e.g. front:/camera/image_raw; got {bad}")
-
-    @property
-    def camera_topics(self) -> dict[str, str]:
-        return dict(c.split(":", 1) for c in self.cameras)
+        self.check("polyact data import-rosbag", ("bags",))
 
 
 @dataclass
@@ -270,10 +251,8 @@ def run(cfg: RosbagImportConfig) -> Path:
     shapes = {(k, v.shape[1:]) for e in episodes for k, v in e.items() if k != "success"}
     if len(shapes) != len({k for k, _ in shapes}):
         raise DatasetError(f"the bags disagree on image sizes or state/action sizes: {sorted(shapes)}")
-    states = state_names(types["state"], cfg.state_joints, episodes[0]["state"].shape[1])
-    names = (states, action_names(types["action"], states, episodes[0]["action"].shape[1]))
     source = f"{cfg.action_topic or 'next-state differences'} at {cfg.rate_hz} Hz (a command held until the next)"
-    spec = robot_spec(cfg.task, list(cfg.camera_topics), cfg.rate_hz, names, episodes, source)
+    spec = robot_spec(cfg, episodes, types, source)
     metadata = {"imported_from": [str(Path(b).resolve()) for b in cfg.bags]}
     with robot_writer(cfg.out, spec, cfg.instruction, metadata) as writer:
         for i, episode in enumerate(episodes):

@@ -113,13 +113,19 @@ class DatasetWriter:
 
     @classmethod
     def for_spec(
-        cls, path: str | os.PathLike, spec: EnvSpec, tasks: dict[str, list[str]] | None = None, **options: Any
+        cls,
+        path: str | os.PathLike,
+        spec: EnvSpec,
+        tasks: dict[str, list[str]] | None = None,
+        features: dict[str, FeatureSpec] | None = None,
+        **options: Any,
     ) -> DatasetWriter:
-        """`create` for a dataset of an environment: its features, action, spec and rate come from `spec`,
-        its tasks from `spec.tasks` unless given; `options` are create's others (metadata, compression)."""
+        """`create` for a dataset of an environment: its features (unless given: a subset, or extra ones),
+        action, spec and rate come from `spec`, its tasks from `spec.tasks` unless given; `options` are
+        create's others (metadata, compression)."""
         return cls.create(
             path,
-            features=spec.features(),
+            features=spec.features() if features is None else features,
             action=spec.action_feature(),
             env_spec=spec,
             fps=spec.control_hz,

@@ -21,13 +21,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from polyact.data.robot_episodes import action_names, robot_episode, robot_spec, robot_writer, state_names
+from polyact.data.robot_episodes import RobotTopics, robot_episode, robot_spec, robot_writer
 from polyact.data.rosbag_import import (
     ACTION_TYPES,
     IMAGE_TYPES,
@@ -45,36 +45,17 @@ WORDS |= {"discard": "discard", "d": "discard"}
 
 
 @dataclass
-class RecordConfig:
+class RecordConfig(RobotTopics):
     """`polyact ros record out=DIR instruction=... cameras=[front:/topic] state_topic=/joint_states
     [action_topic=/cmd_vel] [episode_topic=/polyact/episode] [keyboard=true] [rate_hz=10]`."""
 
-    out: str = ""
-    task: str = "teleop"
-    instruction: str = ""
-    rate_hz: float = 10.0
-    cameras: list[str] = field(default_factory=list)  # NAME:TOPIC each
-    state_topic: str = ""
-    state_joints: list[str] = field(default_factory=list)
-    action_topic: str = ""  # empty: the next step's state minus this one's
     episode_topic: str = "/polyact/episode"
     keyboard: bool = False
     node_name: str = "polyact_record"
     duration_s: float = 0.0  # 0 = until Ctrl-C or ROS shutdown
 
     def __post_init__(self) -> None:
-        missing = [k for k in ("out", "instruction", "cameras", "state_topic") if not getattr(self, k)]
-        if missing:
-            raise ConfigError(f"polyact ros record needs {', '.join(missing)} (see --help)")
-        if self.rate_hz <= 0:
-            raise ConfigError(f"rate_hz must be > 0, got {self.rate_hz}")
-        bad = [c for c in self.cameras if not all(c.partition(":")[::2])]
-        if bad:
-            raise ConfigError(f"cameras are NAME:TOPIC, e.g. front:/camera/image_raw; got {bad}")
-
-    @property
-    def camera_topics(self) -> dict[str, str]:
-        return dict(c.split(":", 1) for c in self.cameras)
+        self.check("polyact ros record")
 
 
 class EpisodeRecorder:
@@ -160,10 +141,8 @@ class DatasetSink:
         from polyact.data import DatasetWriter
 
         if self.writer is None:
-            states = state_names(types["state"], self.cfg.state_joints, episode["state"].shape[1])
-            names = (states, action_names(types.get("action", ""), states, episode["action"].shape[1]))
             source = f"{self.cfg.action_topic or 'next-state differences'} at {self.cfg.rate_hz} Hz, recorded live"
-            spec = robot_spec(self.cfg.task, list(self.cfg.camera_topics), self.cfg.rate_hz, names, [episode], source)
+            spec = robot_spec(self.cfg, [episode], types, source)
             if (Path(self.cfg.out) / "meta.json").exists():
                 self.writer = DatasetWriter.open(self.cfg.out)
                 self._check_same(spec)
