@@ -9,7 +9,7 @@ unseen combinations. The two splits of a task never share a variation.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -59,15 +59,20 @@ def enumerate_variations(entries: list[tuple[Split, dict[str, Any], list[str]]])
     return tuple(Variation(i, split, params, tuple(ins)) for i, (split, params, ins) in enumerate(entries))
 
 
+def choice_variations(
+    key: str, values: Iterable[Any], held_out: Collection[Any], templates: list[str]
+) -> tuple[Variation, ...]:
+    """One variation per value of one parameter `key` (the `held_out` values in the test split), each
+    instruction template filled with it: `"put the wine on the {slot}"` for key "slot"."""
+    return enumerate_variations(
+        [("test" if v in held_out else "train", {key: v}, [t.format(**{key: v}) for t in templates]) for v in values]
+    )
+
+
 def colour_variations(templates: list[str]) -> tuple[Variation, ...]:
     """One variation per colour (the held-out colours in the test split), each instruction template
     filled with it: `"slide the block to the {colour} target"`."""
-    return enumerate_variations(
-        [
-            (colour_split(c), {"colour": c}, [t.format(colour=c) for t in templates])
-            for c in TRAIN_COLOURS + TEST_COLOURS
-        ]
-    )
+    return choice_variations("colour", TRAIN_COLOURS + TEST_COLOURS, TEST_COLOURS, templates)
 
 
 def distractor_pool(variation: Variation, exclude: Any) -> list[str]:

@@ -17,7 +17,7 @@ from polyact.envs.rlbench_like import props
 from polyact.envs.rlbench_like.sim import Sim
 from polyact.envs.rlbench_like.tasks.base import CLOSE, OPEN, Privileged, Script, Task, Waypoint
 from polyact.envs.rlbench_like.tasks.common import GRIP_STEPS, grasp_yaw, pick, scatter
-from polyact.envs.rlbench_like.variations import Variation, enumerate_variations
+from polyact.envs.rlbench_like.variations import Variation, choice_variations
 
 SHELVES = {"bottom": 0.04, "middle": 0.15, "top": 0.26}  # shelf top heights; the bottom one is the floor
 TEST_SHELVES = ("middle",)
@@ -70,19 +70,15 @@ class PutMoneyInSafe(Task):
         props.geom(props.body(spec.worldbody, "money", free=True), props.BOX, MONEY, NOTES, mass=0.06)
 
     def variations(self) -> tuple[Variation, ...]:
-        return enumerate_variations(
+        return choice_variations(
+            "shelf",
+            SHELVES,
+            TEST_SHELVES,
             [
-                (
-                    "test" if s in TEST_SHELVES else "train",
-                    {"shelf": s},
-                    [
-                        f"put the money away in the safe on the {s} shelf",
-                        f"leave the money on the {s} shelf on the safe",
-                        f"place the stack of bank notes on the {s} shelf of the safe",
-                    ],
-                )
-                for s in SHELVES
-            ]
+                "put the money away in the safe on the {shelf} shelf",
+                "leave the money on the {shelf} shelf on the safe",
+                "place the stack of bank notes on the {shelf} shelf of the safe",
+            ],
         )
 
     def reset(self, sim: Sim, rng: np.random.Generator, variation: Variation) -> None:

@@ -19,7 +19,7 @@ from polyact.envs.rlbench_like import props
 from polyact.envs.rlbench_like.sim import Sim
 from polyact.envs.rlbench_like.tasks.base import Privileged, Script, Task
 from polyact.envs.rlbench_like.tasks.common import grasp_yaw, pick, place, scatter
-from polyact.envs.rlbench_like.variations import Variation, enumerate_variations
+from polyact.envs.rlbench_like.variations import Variation, choice_variations
 
 SLOTS = {"middle": 0.0, "left": 0.1, "right": -0.1}  # cradle y on the rack (the robot's left is +y); RLBench's order
 TEST_SLOTS = ("middle",)
@@ -68,21 +68,17 @@ class PlaceWineAtRackLocation(Task):
         props.geom(bottle, props.CYLINDER, (NECK_R, NECK_HALF), GLASS, pos=neck, quat=LYING, mass=0.03)
 
     def variations(self) -> tuple[Variation, ...]:
-        return enumerate_variations(
+        return choice_variations(
+            "slot",
+            SLOTS,
+            TEST_SLOTS,
             [
-                (
-                    "test" if s in TEST_SLOTS else "train",
-                    {"slot": s},
-                    [
-                        f"stack the wine bottle to the {s} of the rack",
-                        f"slide the bottle onto the {s} part of the rack",
-                        f"put the wine on the {s}",
-                        f"leave the wine on the {s} section of the shelf",
-                        f"grasp the bottle and put it away on the {s}",
-                    ],
-                )
-                for s in SLOTS
-            ]
+                "stack the wine bottle to the {slot} of the rack",
+                "slide the bottle onto the {slot} part of the rack",
+                "put the wine on the {slot}",
+                "leave the wine on the {slot} section of the shelf",
+                "grasp the bottle and put it away on the {slot}",
+            ],
         )
 
     def reset(self, sim: Sim, rng: np.random.Generator, variation: Variation) -> None:
