@@ -34,7 +34,7 @@ COMMANDS: dict[str, Command] = {
         "polyact.train.loop:run",
     ),
     "merge": Command(
-        "one multi-task policy from a base and its fine-tunes: task arithmetic or TIES, optionally LiNeS",
+        "one multi-task policy from a base and its fine-tunes: task arithmetic, TIES (optionally LiNeS) or AdaMerging",
         "polyact.train.merge:MergeConfig",
         "polyact.train.merge:run",
     ),

@@ -318,6 +318,22 @@ class VLAPolicy(nn.Module):
             loss, metrics = loss + self.config.future_weight * future, {**metrics, "future_mse": future.detach()}
         return loss, metrics
 
+    def prediction_entropy(self, batch: Mapping[str, Any]) -> torch.Tensor:
+        """(B,) mean entropy (nats) of what the policy predicts as distributions: the head's action tokens and,
+        with heatmap translation, each camera's heatmap. AdaMerging minimises it on unlabelled inputs."""
+        if not (self.head.predicts_distribution or self.config.translation == "heatmap"):
+            raise ConfigError(
+                f"the {self.config.head.name} head predicts no distribution over actions and the translation "
+                "comes from it (policy.translation=head): an entropy needs a token head (uniform_bins, "
+                "adaptive_grid) or policy.translation=heatmap"
+            )
+        readout, views, _ = self._encode(batch)
+        parts = [self.head.entropy(readout)] if self.head.predicts_distribution else []
+        if views:
+            log_probs = self._heatmap_logits(views)  # (B, cameras, pixels + 1)
+            parts.append(-(log_probs.exp() * log_probs).sum(-1).mean(1))
+        return torch.stack(parts).mean(0)
+
     def future_targets(self, batch: Mapping[str, Any], cam: str) -> torch.Tensor:
         """Camera `cam`'s frame `future_frames` steps ahead as the future head predicts it: normalised RGB,
         area-downsampled so that each of the g x g image tokens owns a FUTURE_PIXELS^2 patch, (B, g*g, 3 p^2)."""

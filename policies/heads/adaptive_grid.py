@@ -37,7 +37,7 @@ from torch import nn
 
 from polyact.errors import ConfigError
 from polyact.policies.config import HeadConfig
-from polyact.policies.heads.base import ActionHead, masked_mean, zero_padded
+from polyact.policies.heads.base import ActionHead, masked_mean, token_entropy, zero_padded
 from polyact.policies.heads.uniform_bins import pick_tokens
 
 QUANTITIES = ("theta", "phi", "r", "roll", "pitch", "yaw")
@@ -217,6 +217,7 @@ class AdaptiveGrid(nn.Module):
 
 class AdaptiveGridHead(ActionHead):
     fits_to_data = True  # the grid's bins follow the dataset's action distribution
+    predicts_distribution = True
 
     def __init__(self, cfg: HeadConfig, width: int, chunk: int, action_dim: int):
         super().__init__(cfg, width, chunk, action_dim)
@@ -248,6 +249,9 @@ class AdaptiveGridHead(ActionHead):
     def sample(self, readout, generator=None, noise=None):
         tokens = [pick_tokens(logits, self.cfg.temperature, generator) for logits in self._logits(readout)]
         return self.grid.decode(torch.stack(tokens, dim=-1)).to(readout.dtype)
+
+    def entropy(self, readout):
+        return torch.stack([token_entropy(logits) for logits in self._logits(readout)], dim=-1).flatten(1).mean(1)
 
     @torch.no_grad()
     def fit(self, actions: torch.Tensor, first: bool = True) -> None:

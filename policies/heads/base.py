@@ -8,7 +8,8 @@ contract, `compute_loss` / `sample_actions`):
 
 A head whose parameters depend on the dataset's actions (SpatialVLA's adaptive grid) sets `fits_to_data`
 and implements the optional hook `fit(actions, first)`; the policy and the training loop call it without
-knowing which head they hold.
+knowing which head they hold. A head that predicts a distribution over discrete action tokens sets
+`predicts_distribution` and implements `entropy(readout)` (AdaMerging's objective, train/adamerging.py).
 
 Padded steps (past the episode end) never reach the loss: their actions are replaced by zeros before a
 head looks at them (a denoiser sees the whole noisy chunk, so their values would otherwise leak into
@@ -32,6 +33,7 @@ class ActionHead(nn.Module, ABC):
 
     num_readouts: int
     fits_to_data: ClassVar[bool] = False  # True: `fit` must see the training actions before training
+    predicts_distribution: ClassVar[bool] = False  # True: `entropy` gives its token distributions' entropy
 
     def __init__(self, cfg: HeadConfig, width: int, chunk: int, action_dim: int):
         super().__init__()
@@ -57,6 +59,11 @@ class ActionHead(nn.Module, ABC):
         """Fit to the dataset's normalised actions (N, A): `first` for a new head, False to move a trained
         head to a new dataset. Heads that do not set `fits_to_data` have nothing to fit."""
 
+    def entropy(self, readout: torch.Tensor) -> torch.Tensor:
+        """(B,) mean Shannon entropy (nats) of the predicted action-token distributions, differentiable.
+        Regression and denoising heads predict no distribution to measure."""
+        raise NotImplementedError(f"{type(self).__name__} predicts no distribution over actions")
+
 
 def zero_padded(actions: torch.Tensor, pad: torch.Tensor) -> torch.Tensor:
     """actions (B, H, A) with padded steps set to 0, so they cannot influence anything."""
@@ -71,6 +78,12 @@ def masked_mean(values: torch.Tensor, pad: torch.Tensor) -> torch.Tensor:
     keep = (~pad).to(values.dtype).reshape(*pad.shape, *([1] * (values.dim() - 2))).expand_as(values)
     per_sample = (values * keep).flatten(1).sum(1) / keep.flatten(1).sum(1).clamp(min=1.0)
     return per_sample.mean()
+
+
+def token_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Shannon entropy (nats) of softmax(logits) over the last axis; (..., V) -> (...)."""
+    log_probs = logits.float().log_softmax(-1)
+    return -(log_probs.exp() * log_probs).sum(-1)
 
 
 def sincos_embedding(x: torch.Tensor, dim: int, min_period: float, max_period: float) -> torch.Tensor:

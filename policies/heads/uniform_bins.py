@@ -18,7 +18,7 @@ from einops import rearrange
 from torch import nn
 
 from polyact.policies.config import HeadConfig
-from polyact.policies.heads.base import ActionHead, masked_mean, zero_padded
+from polyact.policies.heads.base import ActionHead, masked_mean, token_entropy, zero_padded
 from polyact.policies.trunk import Block
 
 
@@ -43,6 +43,8 @@ def pick_tokens(logits: torch.Tensor, temperature: float, generator: torch.Gener
 
 
 class UniformBinsHead(ActionHead):
+    predicts_distribution = True
+
     def __init__(self, cfg: HeadConfig, width: int, chunk: int, action_dim: int, attention_heads: int):
         super().__init__(cfg, width, chunk, action_dim)
         self.num_bins = cfg.num_bins
@@ -91,14 +93,23 @@ class UniformBinsHead(ActionHead):
         return loss, {"loss": loss.detach(), "token_accuracy": accuracy.detach()}
 
     def sample(self, readout, generator=None, noise=None):
-        t = self.cfg.temperature
+        return decode_bins(self._tokens(readout, self.cfg.temperature, generator), self.num_bins)
+
+    def _tokens(self, readout: torch.Tensor, temperature: float, generator: torch.Generator | None) -> torch.Tensor:
+        """Decoded bins (B, H, A): at once (parallel) or one after another (autoregressive)."""
         if not self.autoregressive:
-            tokens = pick_tokens(self._logits(readout, None), t, generator)  # (B, H, A)
-            return decode_bins(tokens, self.num_bins)
+            return pick_tokens(self._logits(readout, None), temperature, generator)
         b, n = readout.shape[0], self.chunk * self.action_dim
         inputs = torch.full((b, 1), self.num_bins, dtype=torch.long, device=readout.device)
         for _ in range(n):
-            nxt = pick_tokens(self._decode_logits(readout, inputs)[:, -1], t, generator)  # (B,)
+            nxt = pick_tokens(self._decode_logits(readout, inputs)[:, -1], temperature, generator)  # (B,)
             inputs = torch.cat([inputs, nxt[:, None]], dim=1)
-        tokens = rearrange(inputs[:, 1:], "b (h a) -> b h a", h=self.chunk)
-        return decode_bins(tokens, self.num_bins)
+        return rearrange(inputs[:, 1:], "b (h a) -> b h a", h=self.chunk)
+
+    def entropy(self, readout):
+        """Autoregressive decoding: each token's distribution given the greedy tokens before it."""
+        greedy = None
+        if self.autoregressive:
+            with torch.no_grad():
+                greedy = self._tokens(readout, 0.0, None)
+        return token_entropy(self._logits(readout, greedy)).flatten(1).mean(1)
