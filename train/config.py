@@ -79,6 +79,9 @@ class TrainConfig:
     # "mgda", "flat_pcgrad", "flat_mgda" (task-based flat regions, SAM radius multitask_rho)
     multitask: str = "uniform"
     multitask_rho: float = 0.05
+    # train on these of the dataset's tasks only (e.g. per-task fine-tunes for `polyact merge`); statistics stay
+    # the whole dataset's, so the fine-tunes normalise as their base did; [] = every task
+    tasks: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         for kind, value, valid in (

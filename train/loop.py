@@ -26,7 +26,7 @@ from polyact.contract import PolicyRequirements
 from polyact.data import EpisodeDataset
 from polyact.data.sampler import TaskBalancedSampler
 from polyact.data.windows import WindowDataset, collate_windows
-from polyact.errors import ConfigError, PolyactError
+from polyact.errors import ConfigError, PolyactError, unknown_name
 from polyact.faults import fault_point
 from polyact.policies import VLAPolicy, build_policy
 from polyact.policies.heads import head_class
@@ -67,6 +67,17 @@ def observation_keys(policy: VLAPolicy, dataset: EpisodeDataset, target: str = "
             f"{dataset.path} lacks features {missing} that the policy needs; it has {sorted(dataset.features)}"
         )
     return keys
+
+
+def episodes_of_tasks(dataset: EpisodeDataset, tasks: list[str]) -> list[int] | None:
+    """The indices of the episodes of `tasks` (None: every episode); a task the dataset lacks is named."""
+    if not tasks:
+        return None
+    known = sorted({e.task for e in dataset.episodes})
+    for task in tasks:
+        if task not in known:
+            raise unknown_name(f"task of {dataset.path}", task, known)
+    return [i for i, e in enumerate(dataset.episodes) if e.task in tasks]
 
 
 def _require_subgoals(dataset: EpisodeDataset) -> None:
@@ -164,6 +175,7 @@ def _train(cfg: TrainConfig, d: Dist) -> Path:
         history=policy.config.history,
         chunk=policy.config.chunk,
         keys=observation_keys(policy, dataset, cfg.target),
+        episodes=episodes_of_tasks(dataset, cfg.tasks),
         future=policy.config.future_frames,
         future_keys=[f"rgb/{cam}" for cam in policy.config.cameras],
     )

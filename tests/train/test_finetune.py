@@ -20,6 +20,7 @@ from polyact.errors import ConfigError
 from polyact.policies import VLAPolicy
 from polyact.train import TrainConfig, train
 from polyact.train.finetune import policy_for_dataset, unknown_words
+from polyact.train.loop import episodes_of_tasks
 
 OTHER_TASKS = ("button-press-v3", "window-open-v3")
 
@@ -85,3 +86,21 @@ def test_what_cannot_carry_over_is_refused(trained, tmp_path):
         policy_for_dataset(policy, dataset, dataset.stats, None, trained)
     assert "action size 4 against the dataset's 3" in str(err.value)
     assert f"state size {policy.config.state_dim} against the dataset's 5" in str(err.value)
+
+
+def test_a_fine_tune_on_some_tasks_reads_only_their_episodes(trained, metaworld_dataset, tmp_path):
+    dataset = EpisodeDataset(metaworld_dataset)
+    drawer = episodes_of_tasks(dataset, ["drawer-close-v3"])
+    assert drawer and [dataset.episodes[i].task for i in drawer] == ["drawer-close-v3"] * len(drawer)
+    assert len(drawer) < len(dataset) and episodes_of_tasks(dataset, []) is None
+    with pytest.raises(
+        ConfigError, match="unknown task of .* 'drawer-close'; valid choices, closest first: drawer-close-v3"
+    ):
+        episodes_of_tasks(dataset, ["drawer-close"])
+    extra = (f"init={trained}", "tasks=[drawer-close-v3]")
+    tuned = VLAPolicy.from_pretrained(
+        train(load_config(TrainConfig, settings(metaworld_dataset, tmp_path / "ft", *extra)))
+    )
+    before = VLAPolicy.from_pretrained(trained)
+    for key, stat in (("action", "q01"), ("state", "mean")):  # the whole dataset's, as the base's: they merge
+        torch.testing.assert_close(tuned.normalizer.stat(key, stat), before.normalizer.stat(key, stat))
