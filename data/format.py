@@ -26,11 +26,15 @@ import hdf5plugin  # registers the LZ4 and Zstandard HDF5 filters, for writing a
 import numpy as np
 
 from polyact.contract import FeatureSpec
+from polyact.data.codecs import CODEC_ATTR, LOSSY_COMPRESSIONS, check_encoded, offsets_path
 from polyact.errors import DatasetError
 
 FORMAT_NAME = "polyact-episodes"
 FORMAT_VERSION = 1
-SUPPORTED_VERSIONS = (1,)
+# Datasets with lossy frames (polyact.data.codecs) are version 2, so that a polyact from before them
+# says to upgrade instead of failing on their arrays; everything else stays version 1.
+LOSSY_FORMAT_VERSION = 2
+SUPPORTED_VERSIONS = (1, 2)
 
 MANIFEST_NAME = "meta.json"
 EPISODES_DIR = "episodes"
@@ -42,11 +46,13 @@ REWARD = "reward"
 SUCCESS = "success"
 STATS = "stats"
 
-# Filters measured in docs/storage.md. LZ4 and Zstandard (hdf5plugin) decode a frame several times
-# faster than gzip; readers that hold a feature in memory decode each frame once. Shuffle (bytes of
-# each float together) helps float depth. Small per-step features are always gzip-compressed: readers
-# load them whole once per open file, so it costs nothing.
-IMAGE_COMPRESSIONS = ("none", "gzip", "lz4", "zstd")
+# Filters measured in docs/storage.md and bench/README.md. LZ4 and Zstandard (hdf5plugin) decode a frame
+# several times faster than gzip; readers that hold a feature in memory decode each frame once. Shuffle
+# (bytes of each float together) helps depth. Small per-step features are always gzip-compressed:
+# readers load them whole once per open file, so it costs nothing.
+LOSSLESS_COMPRESSIONS = ("none", "gzip", "lz4", "zstd")
+IMAGE_COMPRESSIONS = (*LOSSLESS_COMPRESSIONS, *LOSSY_COMPRESSIONS)  # lossy ones for RGB; depth then gets zstd
+DEFAULT_IMAGE_COMPRESSION = "zstd"
 _IMAGE_FILTERS: dict[str, dict[str, dict[str, Any]]] = {
     "none": {"uint8": {}, "float": {}},
     "gzip": {
@@ -56,10 +62,18 @@ _IMAGE_FILTERS: dict[str, dict[str, dict[str, Any]]] = {
     "lz4": {"uint8": dict(hdf5plugin.LZ4()), "float": {**hdf5plugin.LZ4(), "shuffle": True}},
     "zstd": {"uint8": dict(hdf5plugin.Zstd(clevel=3)), "float": {**hdf5plugin.Zstd(clevel=3), "shuffle": True}},
 }
+# Compressed frames are chunked in runs of consecutive frames, which differ little: on rendered
+# Meta-World frames, Zstandard over 4 frames takes 0.42x the bytes of one frame per chunk, while a
+# random training window decodes at most 2 chunks. Raw frames stay one per chunk (no gain, and a window
+# then reads exactly its frames).
+COMPRESSED_FRAMES_PER_CHUNK = 4
 # Depth maps as float32 metres, or as uint16 millimetres (half the bytes before compression, and
-# smooth integers compress far better; 0.5 mm rounding, 65.535 m at most): the array then carries
-# DEPTH_SCALE_ATTR, the metres per stored unit, and readers hand out float32 metres either way.
+# smooth integers compress far better; 0.5 mm rounding, 65.535 m at most, and a depth map with a farther
+# value is refused, never clipped): the array then carries DEPTH_SCALE_ATTR, the metres per stored unit,
+# and readers hand out float32 metres either way. Meta-World's renders reach 83 m (the far plane), so
+# the default stays float32.
 DEPTH_STORAGES = ("float32", "uint16_mm")
+DEFAULT_DEPTH_STORAGE = "float32"
 DEPTH_SCALE_ATTR = "scale"
 _MILLIMETRE = 0.001
 _VECTOR_FILTERS: dict[str, Any] = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
@@ -100,10 +114,19 @@ def is_image(key: str) -> bool:
     return key.startswith(("rgb/", "depth/"))
 
 
-def encode_depth(values: np.ndarray, depth_storage: str) -> tuple[np.ndarray, dict[str, float]]:
-    """A depth feature's array as stored, and the attributes that say how to read it back."""
+def encode_depth(key: str, values: np.ndarray, depth_storage: str) -> tuple[np.ndarray, dict[str, float]]:
+    """A depth feature's array as stored, and the attributes that say how to read it back.
+
+    DatasetError when a value does not fit the storage (uint16 millimetres span 0 to 65.535 m)."""
     if depth_storage == "float32":
         return values, {}
+    limit = np.iinfo(np.uint16).max * _MILLIMETRE
+    nearest, farthest = float(values.min(initial=0.0)), float(values.max(initial=0.0))
+    if farthest > limit + _MILLIMETRE / 2 or nearest < -_MILLIMETRE / 2:
+        raise DatasetError(
+            f"{key} spans {nearest:.3f} to {farthest:.3f} m, outside depth_storage=uint16_mm's 0 to {limit:.3f} m; "
+            f"use depth_storage=float32 (choices: {', '.join(DEPTH_STORAGES)})"
+        )
     millimetres = np.clip(np.rint(values / _MILLIMETRE), 0, np.iinfo(np.uint16).max).astype(np.uint16)
     return millimetres, {DEPTH_SCALE_ATTR: _MILLIMETRE}
 
@@ -116,12 +139,15 @@ def decode_scaled(stored: np.ndarray, scale: float | None) -> np.ndarray:
 def storage_options(key: str, spec: FeatureSpec, length: int, image_compression: str) -> dict[str, Any]:
     """Chunking and filters for one feature of an episode of `length` steps.
 
-    Images get one frame per chunk, so a training window reads exactly the frames it needs;
-    small per-step features get chunks of about 64 KiB (usually the whole episode in one chunk).
+    Images get one frame per chunk when raw, COMPRESSED_FRAMES_PER_CHUNK consecutive frames when
+    compressed; small per-step features get chunks of about 64 KiB (usually the whole episode in one).
+    Frames of a lossy codec are not stored through these (polyact.data.codecs); a dataset's other
+    images (depth) then get the default lossless codec.
     """
     if is_image(key):
-        rows = 1
-        filters = _IMAGE_FILTERS[image_compression]["uint8" if np.dtype(spec.dtype) == np.uint8 else "float"]
+        lossless = image_compression if image_compression in _IMAGE_FILTERS else DEFAULT_IMAGE_COMPRESSION
+        rows = 1 if lossless == "none" else min(length, COMPRESSED_FRAMES_PER_CHUNK)
+        filters = _IMAGE_FILTERS[lossless]["uint8" if np.dtype(spec.dtype) == np.uint8 else "float"]
     else:
         row_bytes = max(1, np.dtype(spec.dtype).itemsize * math.prod(spec.shape))
         rows = max(1, min(length, _VECTOR_CHUNK_BYTES // row_bytes))
@@ -230,6 +256,9 @@ def check_episode_file(
         if not isinstance(ds, h5py.Dataset):
             want = f"{spec.dtype}{[length, *spec.shape]}"
             raise DatasetError(f"episode file {path} has no array {name!r}; expected {want}")
+        if CODEC_ATTR in ds.attrs:  # frames encoded one by one (polyact.data.codecs)
+            check_encoded(ds, f.get(offsets_path(name)), length, spec.shape, f"episode file {path}: {name!r}")
+            continue
         if DEPTH_SCALE_ATTR in ds.attrs and np.dtype(spec.dtype) == np.float32:  # depth stored as integers
             spec = FeatureSpec("uint16", spec.shape)
         if ds.dtype != np.dtype(spec.dtype) or ds.shape != (length, *spec.shape):

@@ -17,6 +17,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from polyact.data.codecs import CODEC_ATTR, SHAPE_ATTR, EncodedFrames, offsets_path
 from polyact.data.format import DEPTH_SCALE_ATTR, decode_scaled, is_image
 from polyact.errors import DatasetError
 
@@ -37,6 +38,7 @@ class EpisodeHandle:
     arrays: dict[str, h5py.Dataset]  # by path in the file: "obs/rgb/corner", "action", ...
     streamed: set[str]  # arrays read frame by frame unless a caller asks to hold them (images, big ones)
     scales: dict[str, float]  # arrays stored as scaled integers (depth in millimetres): units per value
+    encoded: dict[str, EncodedFrames]  # frames stored with a lossy codec, one by one (polyact.data.codecs)
     held: dict[str, np.ndarray] = field(default_factory=dict)  # whole arrays, read on first use
     damaged: set[str] = field(default_factory=set)  # a chunk failed: read frame by frame, so the rest stays readable
 
@@ -51,7 +53,22 @@ class EpisodeHandle:
         scales = {
             name: float(ds.attrs[DEPTH_SCALE_ATTR]) for name, ds in arrays.items() if DEPTH_SCALE_ATTR in ds.attrs
         }
-        return cls(path, file, arrays, streamed, scales)
+        try:
+            encoded = {
+                name: EncodedFrames(ds, file[offsets_path(name)][()], tuple(ds.attrs[SHAPE_ATTR]))
+                for name, ds in arrays.items()
+                if CODEC_ATTR in ds.attrs
+            }
+        except OSError as e:
+            raise DatasetError(f"episode file {path}: cannot read the frame offsets, a chunk is corrupt: {e}") from e
+        return cls(path, file, arrays, streamed, scales, encoded)
+
+    def _stored(self, name: str, lo: int | None = None, hi: int | None = None) -> np.ndarray:
+        """Steps lo..hi-1 (all by default) of array `name` as stored: encoded frames decoded, scale not applied."""
+        frames = self.encoded.get(name)
+        if frames is not None:
+            return frames.rows(lo or 0, frames.length if hi is None else hi)
+        return self.arrays[name][()] if lo is None and hi is None else self.arrays[name][lo:hi]
 
     def rows(self, name: str, lo: int, hi: int, hold: bool = False) -> np.ndarray:
         """Steps lo..hi-1 of array `name`; with `hold`, the whole array is read once and kept in memory
@@ -60,11 +77,11 @@ class EpisodeHandle:
         scale = self.scales.get(name)
         if whole is None and (hold or name not in self.streamed) and name not in self.damaged:
             try:
-                whole = self.held[name] = decode_scaled(self.arrays[name][()], scale)
+                whole = self.held[name] = decode_scaled(self._stored(name), scale)
             except OSError:  # h5py's report of a fletcher32 mismatch or an undecodable chunk
                 self.damaged.add(name)
         try:
-            return decode_scaled(self.arrays[name][lo:hi], scale) if whole is None else whole[lo:hi]
+            return decode_scaled(self._stored(name, lo, hi), scale) if whole is None else whole[lo:hi]
         except OSError as e:
             raise DatasetError(f"episode file {self.path}: cannot read {name!r}, a chunk is corrupt: {e}") from e
 

@@ -23,7 +23,9 @@ def format_info(path: str | os.PathLike) -> str:
         f"episodes     {len(ds)} ({ds.num_steps} steps) at {ds.fps:g} fps",
         f"size         {_human_size(_disk_usage(ds.path))} on disk"
         + (f", {_human_size(_disk_usage(ds.path) // ds.num_steps)} a step" if ds.num_steps else ""),
-        f"storage      image frames {ds.storage['image_compression']}, depth {ds.storage['depth_storage']}",
+        f"storage      image frames {ds.storage['image_compression']}"
+        + (f" at quality {ds.storage['image_quality']}" if "image_quality" in ds.storage else "")
+        + f", depth {ds.storage['depth_storage']}",
         "",
         "tasks" + " " * 29 + "episodes  successes  length mean   min   max",
     ]

@@ -14,6 +14,7 @@ from typing import Any
 
 from polyact.atomic import write_json_atomic
 from polyact.contract import EnvSpec, FeatureSpec
+from polyact.data.codecs import DEFAULT_IMAGE_QUALITY
 from polyact.data.format import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -45,6 +46,7 @@ class Manifest:
     metadata: dict[str, Any] = field(default_factory=dict)  # whatever the creator passed, e.g. collection settings
     image_compression: str = "none"  # how the writer stores rgb/depth frames (format.IMAGE_COMPRESSIONS)
     depth_storage: str = "float32"  # depth frames as float32 metres or uint16 millimetres (format.DEPTH_STORAGES)
+    image_quality: int = DEFAULT_IMAGE_QUALITY  # of the lossy image codecs (polyact.data.codecs); unused otherwise
     created_by: str = field(default_factory=_created_by)
     created_at: str = field(default_factory=lambda: datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"))
     format_version: int = FORMAT_VERSION
@@ -61,7 +63,11 @@ class Manifest:
             "env_spec": self.env_spec.to_dict() if self.env_spec is not None else None,
             "tasks": self.tasks,
             "metadata": self.metadata,
-            "storage": {"image_compression": self.image_compression, "depth_storage": self.depth_storage},
+            "storage": {
+                "image_compression": self.image_compression,
+                "depth_storage": self.depth_storage,
+                "image_quality": self.image_quality,
+            },
             "episodes": [e.to_dict() for e in self.episodes],
             "stats": stats_to_dict(self.stats),
         }
@@ -118,6 +124,7 @@ class Manifest:
             metadata=dict(d.get("metadata") or {}),
             image_compression=str(d.get("storage", {}).get("image_compression", "none")),
             depth_storage=str(d.get("storage", {}).get("depth_storage", "float32")),
+            image_quality=int(d.get("storage", {}).get("image_quality", DEFAULT_IMAGE_QUALITY)),
             created_by=str(d.get("created_by", "unknown")),
             created_at=str(d.get("created_at", "unknown")),
             format_version=int(d["format_version"]),

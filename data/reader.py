@@ -18,6 +18,7 @@ import h5py
 import numpy as np
 
 from polyact.contract import EnvSpec, FeatureSpec
+from polyact.data.codecs import CODEC_ATTR, LOSSY_COMPRESSIONS, offsets_path
 from polyact.data.episode import Episode
 from polyact.data.format import (
     ACTION,
@@ -144,8 +145,11 @@ class EpisodeDataset:
 
     @property
     def storage(self) -> dict[str, str]:
-        """How the writer stored the frames: image_compression and depth_storage (docs/storage.md)."""
-        return {"image_compression": self._manifest.image_compression, "depth_storage": self._manifest.depth_storage}
+        """How the writer stored the frames: image_compression and depth_storage, and image_quality where the
+        compression is lossy (docs/storage.md)."""
+        m = self._manifest
+        quality = {"image_quality": m.image_quality} if m.image_compression in LOSSY_COMPRESSIONS else {}
+        return {"image_compression": m.image_compression, "depth_storage": m.depth_storage, **quality}
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -333,7 +337,9 @@ class EpisodeDataset:
             try:
                 with open_episode_file(path) as f:
                     check_episode_file(f, path, record.length, self._manifest.features, self._manifest.action)
-                    for name in [*map(obs_path, self._manifest.features), ACTION, REWARD, SUCCESS, STATS]:
+                    names = [*map(obs_path, self._manifest.features), ACTION, REWARD, SUCCESS, STATS]
+                    names += [offsets_path(n) for n in names if CODEC_ATTR in f[n].attrs]
+                    for name in names:
                         _read_all_chunks(f[name], path, name)
                     attrs = (str(f.attrs["task"]), str(f.attrs["instruction"]), int(f.attrs["seed"]))
                     if attrs != (record.task, record.instruction, record.seed):

@@ -14,8 +14,15 @@ from typing import Any
 
 from tqdm import tqdm
 
+from polyact.data.codecs import DEFAULT_IMAGE_QUALITY, LOSSY_COMPRESSIONS, check_quality
 from polyact.data.episode import Episode
-from polyact.data.format import DEPTH_STORAGES, IMAGE_COMPRESSIONS, MANIFEST_NAME
+from polyact.data.format import (
+    DEFAULT_DEPTH_STORAGE,
+    DEFAULT_IMAGE_COMPRESSION,
+    DEPTH_STORAGES,
+    IMAGE_COMPRESSIONS,
+    MANIFEST_NAME,
+)
 from polyact.data.reader import EpisodeDataset
 from polyact.data.writer import DatasetWriter
 from polyact.errors import ConfigError, DatasetError, unknown_name
@@ -23,16 +30,19 @@ from polyact.errors import ConfigError, DatasetError, unknown_name
 
 @dataclass
 class ConvertConfig:
-    """`polyact data convert src=DATASET out=NEW_DIR [image_compression=zstd] [depth_storage=uint16_mm]`.
+    """`polyact data convert src=DATASET out=NEW_DIR [image_compression=zstd] [depth_storage=float32]
+    [image_quality=75]`.
 
-    image_compression: none | gzip | lz4 | zstd (lossless); depth_storage: float32 | uint16_mm.
-    Sizes and read speeds of each: docs/storage.md.
+    image_compression: none | gzip | lz4 | zstd (lossless) | webp (lossy, RGB only, at image_quality
+    1-100); depth_storage: float32 | uint16_mm. The defaults are those of new datasets; sizes, errors and
+    read speeds of each: docs/storage.md.
     """
 
     src: str = ""
     out: str = ""
-    image_compression: str = "zstd"
-    depth_storage: str = "uint16_mm"
+    image_compression: str = DEFAULT_IMAGE_COMPRESSION
+    depth_storage: str = DEFAULT_DEPTH_STORAGE
+    image_quality: int = DEFAULT_IMAGE_QUALITY
 
     def __post_init__(self) -> None:
         if not self.src or not self.out:
@@ -43,12 +53,19 @@ class ConvertConfig:
             raise unknown_name("image compression", self.image_compression, IMAGE_COMPRESSIONS)
         if self.depth_storage not in DEPTH_STORAGES:
             raise unknown_name("depth storage", self.depth_storage, DEPTH_STORAGES)
+        check_quality(self.image_quality)
+
+    def storage(self) -> dict[str, Any]:
+        """The settings as DatasetWriter.create takes them; quality only where a lossy codec uses it."""
+        lossy = self.image_compression in LOSSY_COMPRESSIONS
+        quality = {"image_quality": self.image_quality} if lossy else {}
+        return {"image_compression": self.image_compression, "depth_storage": self.depth_storage, **quality}
 
 
 def convert(cfg: ConvertConfig) -> Path:
     """Copy every episode of `cfg.src` not yet in `cfg.out` into it, with `cfg`'s storage settings."""
     source = EpisodeDataset(cfg.src)
-    storage = {"image_compression": cfg.image_compression, "depth_storage": cfg.depth_storage}
+    storage = cfg.storage()
     provenance = {"source": str(Path(cfg.src).resolve()), "format": "polyact", "storage": storage}
 
     def create(out: Path) -> DatasetWriter:

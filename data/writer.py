@@ -24,11 +24,25 @@ import numpy as np
 
 from polyact.atomic import fsync_dir, write_bytes_atomic
 from polyact.contract import EnvSpec, FeatureSpec
+from polyact.data.codecs import (
+    BLOB_CHUNK_BYTES,
+    CODEC_ATTR,
+    DEFAULT_IMAGE_QUALITY,
+    LOSSY_COMPRESSIONS,
+    QUALITY_ATTR,
+    SHAPE_ATTR,
+    check_quality,
+    encode_frames,
+    offsets_path,
+)
 from polyact.data.episode import Episode
 from polyact.data.format import (
+    DEFAULT_DEPTH_STORAGE,
+    DEFAULT_IMAGE_COMPRESSION,
     EPISODES_DIR,
     FORMAT_VERSION,
     LIBVER,
+    LOSSY_FORMAT_VERSION,
     REWARD,
     STATS,
     SUCCESS,
@@ -48,6 +62,7 @@ from polyact.faults import fault_point
 
 _IMAGE_NAMES = itertools.count()
 _IMAGE_BLOCK = 1 << 20  # growth step of the in-memory file: small steps make building it quadratic
+_OFFSETS_FILTERS = {"compression": "gzip", "compression_opts": 4, "shuffle": True}  # frame offsets: a few KiB
 _ERRNO_WORDS = {errno.ENOSPC: "disk full", errno.EDQUOT: "disk quota exceeded", errno.EFBIG: "file size limit reached"}
 
 
@@ -71,17 +86,21 @@ class DatasetWriter:
         fps: float,
         tasks: dict[str, list[str]],
         metadata: dict[str, Any] | None = None,
-        image_compression: str = "none",
-        depth_storage: str = "float32",
+        image_compression: str = DEFAULT_IMAGE_COMPRESSION,
+        depth_storage: str = DEFAULT_DEPTH_STORAGE,
+        image_quality: int = DEFAULT_IMAGE_QUALITY,
     ) -> DatasetWriter:
         """Start a new dataset in `path`, which must not exist or be an empty directory.
 
         `tasks` maps every task the dataset may hold to its known instructions (an empty list is fine:
         instructions are added as episodes arrive). `image_compression` (format.IMAGE_COMPRESSIONS) is how
         image frames are compressed, losslessly; `depth_storage` is "float32" (metres) or "uint16_mm"
-        (millimetres, read back as float32 metres); sizes and read costs in docs/storage.md.
+        (millimetres, read back as float32 metres); `image_quality` (1-100) is that of the lossy codecs
+        (codecs.LOSSY_COMPRESSIONS, RGB only). Sizes, errors, read costs and the defaults' reasons in
+        docs/storage.md.
         """
         check_schema(features, action, env_spec, fps, tasks, metadata, image_compression, depth_storage)
+        image_quality = check_quality(image_quality)
         root = Path(path)
         if root.is_dir() and any(root.iterdir()):
             hint = " (it is a dataset: DatasetWriter.open appends to it)" if (root / "meta.json").exists() else ""
@@ -102,6 +121,8 @@ class DatasetWriter:
             metadata=dict(metadata or {}),
             image_compression=image_compression,
             depth_storage=depth_storage,
+            image_quality=image_quality,
+            format_version=LOSSY_FORMAT_VERSION if image_compression in LOSSY_COMPRESSIONS else FORMAT_VERSION,
         )
         try:
             manifest.save(root)
@@ -244,9 +265,12 @@ def _episode_file_image(episode: Episode, arrays: dict[str, np.ndarray], stats: 
     with h5py.File(ident, "w", driver="core", backing_store=False, block_size=_IMAGE_BLOCK, libver=LIBVER) as f:
         for name, values in arrays.items():
             key = name.removeprefix("obs/")
+            if key.startswith("rgb/") and manifest.image_compression in LOSSY_COMPRESSIONS:
+                _write_encoded(f, name, values, manifest.image_compression, manifest.image_quality)
+                continue
             attrs: dict[str, float] = {}
             if key.startswith("depth/"):
-                values, attrs = encode_depth(values, manifest.depth_storage)
+                values, attrs = encode_depth(key, values, manifest.depth_storage)
             spec = FeatureSpec(str(values.dtype), values.shape[1:])
             options = storage_options(key, spec, len(values), manifest.image_compression)
             f.create_dataset(name, data=values, **options).attrs.update(attrs)
@@ -255,7 +279,7 @@ def _episode_file_image(episode: Episode, arrays: dict[str, np.ndarray], stats: 
         )
         f.attrs.update(
             {
-                "format_version": FORMAT_VERSION,
+                "format_version": manifest.format_version,
                 "task": episode.task,
                 "instruction": episode.instruction,
                 "seed": int(episode.seed),
@@ -266,3 +290,11 @@ def _episode_file_image(episode: Episode, arrays: dict[str, np.ndarray], stats: 
         )
         f.flush()
         return f.id.get_file_image()
+
+
+def _write_encoded(f: h5py.File, name: str, frames: np.ndarray, codec: str, quality: int) -> None:
+    """RGB frames (T, H, W, 3) encoded one by one with a lossy codec, as polyact.data.codecs lays them out."""
+    data, offsets = encode_frames(frames, codec, quality)
+    blob = f.create_dataset(name, data=data, chunks=(min(len(data), BLOB_CHUNK_BYTES),), fletcher32=True)
+    blob.attrs.update({CODEC_ATTR: codec, QUALITY_ATTR: quality, SHAPE_ATTR: frames.shape[1:]})
+    f.create_dataset(offsets_path(name), data=offsets, fletcher32=True, **_OFFSETS_FILTERS)

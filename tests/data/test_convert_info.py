@@ -76,7 +76,7 @@ def test_info_reports_every_task_with_its_counts(dataset):
         assert re.search(rf"\n  {re.escape(key)}\s+(uint8|float32)\s+\(", text)
     assert re.search(r"\n  action mean\s+\[", text) and re.search(r"\n  state q99\s+\[", text)
     assert re.search(r"size\s+\d+\.\d (KiB|MiB) on disk, \d+\.\d KiB a step", text)
-    assert "storage      image frames none, depth float32" in text
+    assert "storage      image frames zstd, depth float32" in text
     assert "repairs on open: none" in text
 
 

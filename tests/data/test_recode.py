@@ -1,5 +1,6 @@
 """`polyact data convert`: a dataset rewritten with other storage settings keeps every value (depth to
-0.5 mm in millimetres), survives a SIGKILL mid-way and continues, and refuses an unrelated output."""
+0.5 mm in millimetres, lossy frames within their stated error), survives a SIGKILL mid-way and
+continues, and refuses an unrelated output."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ import numpy as np
 import pytest
 
 from polyact.cli import main
-from polyact.data import EpisodeDataset
+from polyact.data import DatasetWriter, EpisodeDataset
 from polyact.data.recode import ConvertConfig, convert
+from polyact.data.synthetic import synthetic_env_spec, synthetic_episode
 from polyact.errors import ConfigError, DatasetError, UnknownNameError
 from polyact.faults import ENV
 
@@ -39,7 +41,7 @@ def test_convert_keeps_every_value_and_says_how_much_smaller(dataset, tmp_path, 
     assert_same_values(converted, EpisodeDataset(path))
     assert converted.metadata["converted_from"]["storage"] == {
         "image_compression": "zstd",
-        "depth_storage": "uint16_mm",
+        "depth_storage": "float32",
     }
     assert converted.verify() == []
 
@@ -71,3 +73,30 @@ def test_bad_conversion_settings_are_refused(dataset):
         ConvertConfig(src=str(path), out=str(path))
     with pytest.raises(UnknownNameError, match="unknown image compression 'jpeg'"):
         ConvertConfig(src=str(path), out="x", image_compression="jpeg")
+
+
+def test_convert_to_lossy_frames_and_back_keeps_every_other_value(tmp_path):
+    spec = synthetic_env_spec(cameras=("corner",), height=64, width=64, state_dim=6, goal_dim=0)
+    with DatasetWriter.for_spec(tmp_path / "src", spec, image_compression="none") as writer:
+        for seed, length in enumerate((12, 7)):
+            writer.add_episode(synthetic_episode(spec, length, seed=seed, rendered=True))
+    source = EpisodeDataset(tmp_path / "src")
+    assert (
+        main(["data", "convert", f"src={tmp_path / 'src'}", f"out={tmp_path / 'webp'}", "image_compression=webp"]) == 0
+    )
+    lossy = EpisodeDataset(tmp_path / "webp")
+    assert lossy.storage == {"image_compression": "webp", "depth_storage": "float32", "image_quality": 75}
+    convert(ConvertConfig(src=str(tmp_path / "webp"), out=str(tmp_path / "back"), image_compression="zstd"))
+    back = EpisodeDataset(tmp_path / "back")
+    for i in range(len(source)):
+        want, got, again = source.load_episode(i), lossy.load_episode(i), back.load_episode(i)
+        error = np.abs(got.observations["rgb/corner"].astype(int) - want.observations["rgb/corner"])
+        assert error.mean() <= 4.0  # the bound docs/storage.md states, as in test_codecs.py
+        np.testing.assert_array_equal(again.observations["rgb/corner"], got.observations["rgb/corner"])
+        for key in ("depth/corner", "state"):
+            np.testing.assert_array_equal(got.observations[key], want.observations[key])
+            np.testing.assert_array_equal(again.observations[key], want.observations[key])
+        np.testing.assert_array_equal(again.actions, want.actions)
+    assert lossy.verify() == [] and back.verify() == []
+    with pytest.raises(ConfigError, match="image_quality must be an integer from 1 to 100, got 0"):
+        ConvertConfig(src=str(tmp_path / "src"), out="x", image_compression="webp", image_quality=0)

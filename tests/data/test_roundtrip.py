@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from polyact.data import FORMAT_VERSION, EpisodeDataset, open_dataset
-from polyact.data.format import obs_path
+from polyact.data.format import COMPRESSED_FRAMES_PER_CHUNK, obs_path
 
 
 @pytest.mark.parametrize("image_compression", ["none", "gzip", "lz4", "zstd"])
@@ -66,7 +66,8 @@ def test_episode_file_is_chunked_checksummed_and_self_describing(dataset):
         assert {obs_path(k) for k in episodes[2].observations} | {"action", "reward", "success", "stats"} == set(names)
         for name in names:
             assert f[name].fletcher32, name
-        assert f["obs/rgb/corner"].chunks == (1, 16, 16, 3)  # one frame per chunk
+        # compressed by default, in runs of consecutive frames (docs/storage.md)
+        assert f["obs/rgb/corner"].chunks == (COMPRESSED_FRAMES_PER_CHUNK, 16, 16, 3)
 
 
 def test_a_reader_refuses_nothing_it_was_given_and_is_picklable(dataset):
