@@ -68,6 +68,16 @@ COMMANDS: dict[str, Command] = {
         "polyact.data.rosbag_import:RosbagImportConfig",
         "polyact.data.rosbag_import:run",
     ),
+    "data import-lerobot": Command(
+        "a LeRobot v3 dataset (parquet frames, mp4 videos) -> a dataset, features mapped by name or a mapping file",
+        "polyact.data.lerobot_import:LeRobotImportConfig",
+        "polyact.data.lerobot_import:run",
+    ),
+    "data export-lerobot": Command(
+        "a dataset -> a LeRobot v3 dataset: cameras as AV1 videos, state, action, tasks from the instructions",
+        "polyact.data.lerobot_export:LeRobotExportConfig",
+        "polyact.data.lerobot_export:run",
+    ),
     "data view": Command(
         "one episode as an mp4 (or a PNG of one step): every camera, the actions and the state plotted under them",
         "polyact.dataview:DataViewConfig",
