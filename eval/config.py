@@ -12,9 +12,20 @@ from polyact.errors import ConfigError, unknown_name
 from polyact.policies.config import EXECUTIONS
 
 PROTOCOLS = ("seeds", "metaworld_goals", "lerobot")
+RUNNERS = ("local", "ray")
+RAY_INSTALL_HINT = "runner=ray needs Ray: pip install 'polyact[ray]'"
 OFFICIAL_GOALS_PER_TASK = 50  # metaworld's benchmarks give each task 50 goal configurations
 LEROBOT_CAMERAS = ["corner2_lerobot"]  # LeRobot's one camera: corner2 moved (envs/metaworld.py)
 LEROBOT_EPISODE_STEPS = 500  # lerobot src/lerobot/envs/metaworld.py:104 (max_path_length)
+
+
+def require_ray() -> Any:
+    """The `ray` module, imported only when runner=ray asks for it, or ConfigError saying how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(RAY_INSTALL_HINT) from None
+    return ray
 
 
 @dataclass
@@ -29,7 +40,8 @@ class EvalConfig:
     the published SmolVLA, pi0 and Evo-1 numbers: it needs env.goal=false env.cameras=[corner2_lerobot],
     runs 500 steps and starts episode i from seed 1000 + i (docs/eval.md says where each point comes
     from). `out` ('' = evals/<policy>-<tasks>-<protocol>) collects results.json/.md/.png, videos/ and
-    episodes.jsonl; rerunning the same command resumes there.
+    episodes.jsonl; rerunning the same command resumes there. `runner=ray` runs the episodes on Ray
+    actors, on the cluster at `ray_address` or a local one, with the same files and resume semantics.
     """
 
     policy: str = "expert"
@@ -38,13 +50,18 @@ class EvalConfig:
     episodes_per_task: int = 50
     protocol: str = "seeds"
     goal_seed: int = 0  # protocol=metaworld_goals: the seed of metaworld.MT1's goal draw
-    workers: int = 0  # worker processes (environments stepped in parallel); 0 = one per CPU core
+    workers: int = 0  # worker processes (environments stepped in parallel); 0 = one per CPU core (of the cluster)
     execution: str = ""  # chunk execution: receding_horizon or temporal_ensemble; '' = the checkpoint's
     device: str = "cpu"  # torch device of a checkpoint (cpu, cuda, cuda:1, ...)
     out: str = ""
     videos: bool = True  # mp4 of the first success and the first failure of each task
     train_dataset: str = ""  # a dataset the policy was trained on: refuse evaluation seeds it contains
     progress: bool = True
+    runner: str = "local"  # local: worker processes on this machine; ray: Ray actors on a cluster (docs/eval.md)
+    ray_address: str = (
+        ""  # runner=ray: the cluster to join (HOST:PORT of `ray start --head`, auto); '' = a new local one
+    )
+    ray_retries: int = 3  # runner=ray: times one episode is run again after its worker was lost
 
     def __post_init__(self) -> None:
         if self.episodes_per_task < 1:
@@ -66,12 +83,23 @@ class EvalConfig:
             self._check_lerobot_env()
         if self.workers < 0:
             raise ConfigError(f"workers must be >= 0 (0 = one per CPU core), got {self.workers}")
+        self._check_runner()
         if self.execution and self.execution not in EXECUTIONS:
             raise unknown_name("execution mode (execution)", self.execution, EXECUTIONS)
         if self.policy == "expert" and self.execution:
             raise ConfigError(
                 "execution applies to chunk-predicting checkpoints; the scripted experts act step by step"
             )
+
+    def _check_runner(self) -> None:
+        if self.runner not in RUNNERS:
+            raise unknown_name("runner", self.runner, RUNNERS)
+        if self.runner != "ray" and self.ray_address:
+            raise ConfigError(f"ray_address={self.ray_address!r} applies to runner=ray; add runner=ray")
+        if self.ray_retries < 0:
+            raise ConfigError(f"ray_retries must be >= 0, got {self.ray_retries}")
+        if self.runner == "ray":
+            require_ray()  # before anything runs
 
     def _check_lerobot_env(self) -> None:
         """LeRobot's observation is one corner2_lerobot image and the 4-D hand state, without the goal."""

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import datetime
 import os
+from collections.abc import Callable
 from dataclasses import asdict
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
@@ -26,12 +27,15 @@ from polyact.eval.episodes import EpisodeJob, check_disjoint, eval_seed, plan_jo
 from polyact.eval.groups import task_groups
 from polyact.eval.policy import BatchPolicy, ExpertPolicy
 from polyact.eval.results import markdown, write_results
-from polyact.eval.rollout import RolloutStats, run_episodes, start_tasks
+from polyact.eval.rollout import OnFinished, RolloutStats, run_episodes, start_tasks
 from polyact.eval.stats import summarise
 from polyact.eval.store import EpisodeResult, EpisodeStore
 from polyact.eval.videos import VideoChooser
 from polyact.eval.worker import EvalEnv
 from polyact.sysinfo import machine
+
+if TYPE_CHECKING:
+    from polyact.eval.ray_runner import RayRolloutStats
 
 
 def policy_for_eval(cfg: EvalConfig, num_envs: int) -> BatchPolicy:
@@ -73,7 +77,13 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
         finished = [store.results[k] for k in wanted if k in store.results]
         chooser = VideoChooser(out, finished)
         stats = RolloutStats(0, 0, 0, 0.0)
-        if jobs:
+        retried: list[dict[str, Any]] = []
+        restarts = 0
+        if jobs and cfg.runner == "ray":
+            ray_stats = _roll_out_on_ray(cfg, jobs, store, chooser, spec, finished)
+            stats, workers, restarts = ray_stats.stats, ray_stats.workers, ray_stats.restarts
+            retried = [asdict(r) for r in ray_stats.retries]
+        elif jobs:
             stats = _roll_out(cfg, min(workers, len(jobs)), policy, jobs, store, chooser, spec, finished, len(wanted))
     finally:
         store.close()
@@ -97,7 +107,10 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
         "episodes_per_task": cfg.episodes_per_task,
         "env": asdict(cfg.env),
         "execution": cfg.execution,
+        "runner": cfg.runner,
         "workers": min(workers, len(jobs)) if jobs else 0,
+        "workers_restarted": restarts,  # runner=ray: workers replaced after their process or node was lost
+        "episodes_retried": retried,  # runner=ray: episodes run again after their worker was lost
         "episodes_run": stats.episodes,
         "episodes_resumed": resumed,
         "env_steps": stats.env_steps,
@@ -109,6 +122,43 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
     }
     return write_results(out, header, summary)
+
+
+def _recorder(
+    cfg: EvalConfig, store: EpisodeStore, chooser: VideoChooser, spec: EnvSpec
+) -> tuple[OnFinished, Callable[[EpisodeJob], bool]]:
+    """What both runners do with a finished episode (video, then the fsynced line) and the video choice."""
+
+    def on_finished(result: EpisodeResult, frames: np.ndarray | None) -> None:
+        if cfg.videos:
+            chooser.finished(result, frames, spec.control_hz)  # the video first: a kill then re-runs it
+        store.add(result)
+
+    def record(job: EpisodeJob) -> bool:
+        return cfg.videos and chooser.should_record(job.task, job.index)
+
+    return on_finished, record
+
+
+def _roll_out_on_ray(
+    cfg: EvalConfig,
+    jobs: list[EpisodeJob],
+    store: EpisodeStore,
+    chooser: VideoChooser,
+    spec: EnvSpec,
+    finished: list[EpisodeResult],
+) -> RayRolloutStats:
+    from polyact.eval.ray_progress import RayProgress
+    from polyact.eval.ray_runner import roll_out_on_ray
+
+    on_finished, record = _recorder(cfg, store, chooser, spec)
+    progress = RayProgress(
+        f"eval {cfg.env.tasks} on Ray", cfg.tasks, cfg.episodes_per_task, finished, enabled=cfg.progress
+    )
+    try:
+        return roll_out_on_ray(cfg, jobs, on_finished, record, progress)
+    finally:
+        progress.close()
 
 
 def _roll_out(
@@ -126,18 +176,14 @@ def _roll_out(
     env_fns = [partial(EvalEnv, cfg.env, task, expert) for task in start_tasks(jobs, workers)]
     bar = tqdm(total=total, initial=len(finished), desc=f"eval {cfg.env.tasks}", unit="ep", disable=not cfg.progress)
     successes = sum(r.success for r in finished)
+    record_result, record = _recorder(cfg, store, chooser, spec)
 
     def on_finished(result: EpisodeResult, frames: np.ndarray | None) -> None:
         nonlocal successes
-        if cfg.videos:
-            chooser.finished(result, frames, spec.control_hz)  # the video first: a kill then re-runs it
-        store.add(result)
+        record_result(result, frames)
         successes += result.success
         bar.update(1)
         bar.set_postfix(success=f"{100 * successes / max(bar.n, 1):.0f}%")
-
-    def record(job: EpisodeJob) -> bool:
-        return cfg.videos and chooser.should_record(job.task, job.index)
 
     vec = vector_env(env_fns, autoreset_mode=gym.vector.AutoresetMode.DISABLED)
     try:
