@@ -1,12 +1,15 @@
 """Bytes per step and training windows/s of each storage setting, side by side in one run.
 
-One source dataset (synthetic render-like RGB-D, or `--dataset PATH`, e.g. a collected Meta-World one)
-is rewritten with each setting by `polyact data convert` (data/recode.py), and each copy is measured:
-its episode files' bytes per step (every camera's RGB and depth, state, action), and windows/s through a
-DataLoader (history 2, chunk 16, the first camera's RGB and the state, random order), both as polyact
-reads by default (frames held in memory when the feature fits the reader's budget) and with
-`memory_budget=0` (every frame decoded from its file, as for datasets larger than memory). The first
-row, raw frames and float32 depth, is the storage of every dataset written before these settings.
+One source dataset (synthetic render-like RGB-D, or the first `--episodes` episodes of `--dataset PATH`,
+e.g. a collected Meta-World one) is rewritten with each setting by `polyact data convert`
+(data/recode.py), and each copy is measured: its episode files' bytes per step (every camera's RGB and
+depth, state, action), the same without depth (what a LeRobot dataset, which stores no depth, holds),
+the RGB error of lossy settings against the source, and windows/s through a DataLoader (history 2,
+chunk 16, the first camera's RGB and the state, random order), both as polyact reads by default
+(frames held in memory when the feature fits the reader's budget) and with `memory_budget=0` (every
+frame decoded from its file, as for datasets larger than memory), with the CPU time per window (which
+other jobs on the machine inflate much less than they cut windows/s). The first row, raw frames and
+float32 depth, is the storage of every dataset written before these settings.
 
     python -m polyact.bench.storage [--size 64] [--episodes 60] [--steps 150] [--workers 2] [--dataset PATH]
 """
@@ -22,16 +25,19 @@ import numpy as np
 from polyact.bench.common import header
 from polyact.bench.windows import throughput
 from polyact.data import DatasetWriter, EpisodeDataset, WindowDataset
+from polyact.data.format import open_episode_file
 from polyact.data.recode import ConvertConfig, convert, episode_bytes
 from polyact.data.synthetic import synthetic_env_spec, synthetic_episode
+from polyact.errors import DatasetError
 
-SETTINGS = {
-    "raw, float32 depth (before)": ("none", "float32"),
-    "gzip, float32 depth": ("gzip", "float32"),
-    "lz4, float32 depth": ("lz4", "float32"),
-    "zstd, float32 depth": ("zstd", "float32"),
-    "lz4, uint16 mm depth": ("lz4", "uint16_mm"),
-    "zstd, uint16 mm depth": ("zstd", "uint16_mm"),
+SETTINGS = {  # name: (image_compression, depth_storage, image_quality)
+    "raw, float32 depth (before)": ("none", "float32", 75),
+    "gzip, float32 depth": ("gzip", "float32", 75),
+    "lz4, float32 depth": ("lz4", "float32", 75),
+    "**zstd, float32 depth (default)**": ("zstd", "float32", 75),
+    "zstd, uint16 mm depth": ("zstd", "uint16_mm", 75),
+    "webp q75 RGB (lossy), zstd float32 depth": ("webp", "float32", 75),
+    "webp q90 RGB (lossy), zstd float32 depth": ("webp", "float32", 90),
 }
 
 
@@ -39,11 +45,48 @@ def synthetic_source(root: Path, episodes: int, steps: int, size: int) -> Path:
     """Render-like episodes: one RGB-D camera, 39-D state, lengths within +-20% of `steps`."""
     spec = synthetic_env_spec(cameras=("corner",), height=size, width=size, state_dim=39, goal_dim=0)
     rng = np.random.default_rng(0)
-    with DatasetWriter.for_spec(root, spec) as writer:
+    with DatasetWriter.for_spec(root, spec, image_compression="none") as writer:
         for i in range(episodes):
             length = int(rng.integers(0.8 * steps, 1.2 * steps + 1))
             writer.add_episode(synthetic_episode(spec, length, seed=i, rendered=True))
     return root
+
+
+def subset_source(root: Path, dataset: Path, episodes: int) -> Path:
+    """The first `episodes` episodes of `dataset`, stored raw (as before the settings)."""
+    source = EpisodeDataset(dataset)
+    with DatasetWriter.create(
+        root,
+        features=source.features,
+        action=source.action_feature,
+        env_spec=source.env_spec,
+        fps=source.fps,
+        tasks=source.tasks,
+        image_compression="none",
+    ) as writer:
+        for index in range(min(episodes, len(source))):
+            writer.add_episode(source.load_episode(index))
+    return root
+
+
+def depth_bytes(root: Path) -> int:
+    """Bytes the depth arrays take in a dataset's episode files."""
+    total = 0
+    for path in (root / "episodes").glob("*.h5"):
+        with open_episode_file(path) as f:
+            total += sum(ds.id.get_storage_size() for ds in f["obs/depth"].values())
+    return total
+
+
+def rgb_error(copy: EpisodeDataset, source: EpisodeDataset, key: str, episodes: int = 5) -> tuple[float, float]:
+    """PSNR (dB) and mean absolute error (of 255) of the copy's frames of `key` against the source's."""
+    squared, absolute, count = 0.0, 0.0, 0
+    for index in range(min(episodes, len(source))):
+        got = copy.episode_arrays(index, [key])[f"obs/{key}"].astype(np.float64)
+        diff = got - source.episode_arrays(index, [key])[f"obs/{key}"]
+        squared, absolute, count = squared + (diff**2).sum(), absolute + np.abs(diff).sum(), count + diff.size
+    psnr = float("inf") if squared == 0 else 10 * np.log10(255**2 / (squared / count))
+    return psnr, absolute / count
 
 
 def main() -> None:
@@ -51,7 +94,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=64, help="synthetic images: height and width")
     parser.add_argument("--episodes", type=int, default=60)
     parser.add_argument("--steps", type=int, default=150, help="synthetic: mean episode length")
-    parser.add_argument("--dataset", type=Path, help="measure copies of this dataset instead of a synthetic one")
+    parser.add_argument("--dataset", type=Path, help="measure copies of this dataset's first episodes instead")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=10.0, help="measuring time per loader")
@@ -60,40 +103,65 @@ def main() -> None:
 
     rows = []
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
-        source = args.dataset or synthetic_source(Path(tmp) / "source", args.episodes, args.steps, args.size)
+        if args.dataset:
+            source = subset_source(Path(tmp) / "source", args.dataset, args.episodes)
+        else:
+            source = synthetic_source(Path(tmp) / "source", args.episodes, args.steps, args.size)
         described = EpisodeDataset(source)
         rgb = sorted(k for k in described.features if k.startswith("rgb/"))
         keys = (rgb[0], "state")
         shape = described.features[rgb[0]].shape
-        for name, (compression, depth) in SETTINGS.items():
-            out = Path(tmp) / name.replace(" ", "_").replace(",", "")
-            convert(ConvertConfig(str(source), str(out), image_compression=compression, depth_storage=depth))
-            per_step = episode_bytes(out) / described.num_steps
+        steps = described.num_steps
+        for name, (compression, depth, quality) in SETTINGS.items():
+            out = Path(tmp) / f"{compression}_{depth}_{quality}"
+            cfg = ConvertConfig(str(source), str(out), compression, depth, quality)
+            try:
+                convert(cfg)
+            except DatasetError as e:  # e.g. depth beyond what millimetres hold
+                rows.append((name, str(e).split(";")[0]))
+                continue
+            total = episode_bytes(out)
             held = EpisodeDataset(out)
-            rates = [
-                throughput(WindowDataset(ds, 2, 16, keys=keys), args.workers, args.batch_size, args.seconds)[0]
+            error = rgb_error(held, described, rgb[0])
+            measured = [
+                throughput(WindowDataset(ds, 2, 16, keys=keys), args.workers, args.batch_size, args.seconds)
                 for ds in (held, EpisodeDataset(out, memory_budget=0))
             ]
-            rows.append((name, per_step, held.held_in_memory(keys[0]), *rates))
+            rows.append(
+                (
+                    name,
+                    total / steps,
+                    (total - depth_bytes(out)) / steps,
+                    error,
+                    held.held_in_memory(keys[0]),
+                    *measured,
+                )
+            )
 
     print(header("storage settings: bytes per step and training windows/s (bench/storage.py)"))
-    print(
-        f"source: {source if args.dataset else 'synthetic render-like'}; "
-        f"{described.num_steps} steps of {len(described)} episodes"
-    )
+    what = f"first {len(described)} episodes of {args.dataset}" if args.dataset else "synthetic render-like"
+    print(f"source: {what}; {steps} steps of {len(described)} episodes")
     print(f"features: {', '.join(f'{k} {s.dtype}{list(s.shape)}' for k, s in described.features.items())}")
     print(
         f"windows: history 2, chunk 16, keys {list(keys)} ({shape[0]}x{shape[1]}), "
-        f"{args.workers} workers, batch {args.batch_size}"
+        f"{args.workers} workers, batch {args.batch_size}, {args.seconds:g} s per loader"
     )
     before = rows[0][1]
-    print("\n| setting | bytes per step | vs before | windows/s (default read) | windows/s (frames from disk) |")
-    print("|---|---|---|---|---|")
-    for name, per_step, held, default_rate, disk_rate in rows:
+    print(
+        "\n| setting | bytes per step | vs before | without depth | RGB PSNR, mean abs error | "
+        "windows/s (default read) | windows/s, CPU per window (frames from disk) |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for row in rows:
+        if len(row) == 2:
+            print(f"| {row[0]} | refused: {row[1]} | | | | | |")
+            continue
+        name, per_step, no_depth, (psnr, mae), held, (held_rate, _), (disk_rate, disk_cpu) = row
         where = "held in memory" if held else "from disk"
+        error = "exact" if mae == 0 else f"{psnr:.1f} dB, {mae:.2f}"
         print(
-            f"| {name} | {per_step / 1024:.2f} KiB | 1/{before / per_step:.1f} | {default_rate:,.0f} ({where}) | "
-            f"{disk_rate:,.0f} |"
+            f"| {name} | {per_step / 1024:.2f} KiB | 1/{before / per_step:.1f} | {no_depth / 1024:.2f} KiB | {error} | "
+            f"{held_rate:,.0f} ({where}) | {disk_rate:,.0f}, {disk_cpu:.0f} us |"
         )
 
 
