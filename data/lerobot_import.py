@@ -21,6 +21,7 @@ episodes metadata, which are read back. docs/lerobot.md says what is and is not 
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from polyact.data.episode import Episode
 from polyact.data.lerobot_layout import FRAME_COLUMNS, check_layout, load_info, read_episodes, read_tasks
 from polyact.data.lerobot_mapping import FeatureMapping, load_mapping
 from polyact.data.lerobot_video import VideoReader
@@ -192,8 +194,24 @@ def import_spec(source: LeRobotSource, columns: list[dict[str, Any]]) -> Any:
     )
 
 
+def _episode(source: LeRobotSource, e: int, columns: dict[str, Any]) -> Episode:
+    """Episode `e` with its frames decoded, from its `columns` (LeRobotSource.columns)."""
+    episode = {f"rgb/{c}": source.images(e, c, columns["timestamps"]) for c in source.mapping.cameras}
+    episode.update(state=columns["state"], action=columns["action"], success=columns["success"])
+    seed = int(source.episodes[e].get("polyact/seed", e))
+    converted = robot_episode(episode, seed, source.task(e), source.instruction(e))
+    if columns["goal"] is not None:
+        converted.observations["goal"] = columns["goal"]
+    if columns["rewards"] is not None:
+        converted.rewards = columns["rewards"]
+    if columns["successes"] is not None:
+        converted.successes = columns["successes"]
+    return converted
+
+
 def run(cfg: LeRobotImportConfig) -> Path:
-    """Import every episode of `cfg.src` into the new dataset `cfg.out`, one committed episode at a time."""
+    """Import every episode of `cfg.src` into the new dataset `cfg.out`, one episode in memory at a time;
+    on any failure the new dataset is removed, so that the same command can run again."""
     missing = [k for k in ("src", "out") if not getattr(cfg, k)]
     if missing:  # checked here, not in the schema, whose empty defaults `--help` prints
         raise ConfigError(f"polyact data import-lerobot needs {', '.join(missing)} (see --help)")
@@ -219,19 +237,15 @@ def run(cfg: LeRobotImportConfig) -> Path:
                 "mapping": dataclasses.asdict(source.mapping),
             },
         }
-        with DatasetWriter.for_spec(cfg.out, spec, instructions, features, metadata=metadata) as writer:
+        writer = DatasetWriter.for_spec(cfg.out, spec, instructions, features, metadata=metadata)
+        try:
             for e, col in enumerate(columns):
-                episode = {f"rgb/{c}": source.images(e, c, col["timestamps"]) for c in source.mapping.cameras}
-                episode.update(state=col["state"], action=col["action"], success=col["success"])
-                seed = int(source.episodes[e].get("polyact/seed", e))
-                converted = robot_episode(episode, seed, source.task(e), source.instruction(e))
-                if col["goal"] is not None:
-                    converted.observations["goal"] = col["goal"]
-                if col["rewards"] is not None:
-                    converted.rewards = col["rewards"]
-                if col["successes"] is not None:
-                    converted.successes = col["successes"]
-                writer.add_episode(converted)
+                writer.add_episode(_episode(source, e, col))
+        except BaseException:  # an import does not resume: leave no partial dataset in the way of a rerun
+            writer.close()
+            shutil.rmtree(cfg.out)
+            raise
+        writer.close()
     finally:
         source.close()
     print(f"{cfg.out}: {len(columns)} episodes, {sum(len(c['action']) for c in columns)} steps at {source.fps:g} fps")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -228,6 +229,24 @@ def test_malformed_datasets_are_refused_with_the_reason(tmp_path: Path, change, 
     with pytest.raises(DatasetError, match=message):
         import_(LeRobotImportConfig(src=str(broken_copy(tmp_path, change)), out=str(tmp_path / "ds")))
     assert not (tmp_path / "ds").exists()
+
+
+def test_frames_missing_from_a_video_are_refused_not_filled(tmp_path: Path) -> None:
+    """The last episode's front span moved half a second past the end of its video file."""
+
+    def shift(root: Path) -> None:
+        path = root / "meta/episodes/chunk-000/file-000.parquet"
+        table = pq.read_table(path)
+        for end in ("from_timestamp", "to_timestamp"):
+            name = f"videos/observation.images.front/{end}"
+            values = table.column(name).to_pylist()
+            values[-1] += 0.5
+            table = table.set_column(table.column_names.index(name), name, pa.array(values, pa.float64()))
+        pq.write_table(table, path)
+
+    with pytest.raises(DatasetError, match="front/chunk-000/file-000.mp4: no frame within 0.0500 s of t = 3.7"):
+        import_(LeRobotImportConfig(src=str(broken_copy(tmp_path, shift)), out=str(tmp_path / "ds")))
+    assert not (tmp_path / "ds").exists()  # the episodes before it are not left as a partial dataset
 
 
 def test_a_mapping_naming_a_missing_feature_is_refused(tmp_path: Path) -> None:
