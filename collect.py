@@ -26,15 +26,69 @@ from polyact.data import DatasetWriter, Episode
 from polyact.envs.catalog import resolve_tasks
 from polyact.envs.config import EVAL_SEED_BASE, EnvConfig
 from polyact.envs.registry import Expert, make_env, make_expert, suite
-from polyact.errors import ConfigError
+from polyact.errors import ConfigError, unknown_name
 
 if TYPE_CHECKING:
     from polyact.envs.base import PolyactEnv
 
 
+RUNNERS = ("local", "ray")
+
+
+def _require_ray() -> Any:
+    """`ray`, imported only for runner=ray (the same message as polyact.eval.config's, which this layer
+    cannot import)."""
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("runner=ray needs Ray: pip install 'polyact[ray]'") from None
+    return ray
+
+
+class RayPool:
+    """`submit` like a ProcessPoolExecutor's, for Ray tasks on a cluster: each returns a Future.
+
+    Ray reuses its worker processes, so `_record_in_worker`'s per-process environments are kept from
+    one task to the next as in the local pool. Ray does not retry a task itself (`max_retries=0`):
+    the caller runs a lost worker's attempt again and reports it (`lost_worker`).
+    """
+
+    def __init__(self, address: str):
+        self.ray = _require_ray()
+        if not self.ray.is_initialized():
+            self.ray.init(address=address) if address else self.ray.init(address="local", include_dashboard=False)
+        self._remote: dict[Any, Any] = {}  # function -> its Ray task
+
+    @property
+    def cpus(self) -> int:
+        return max(1, int(self.ray.cluster_resources().get("CPU", 1)))
+
+    def submit(self, fn: Any, *args: Any) -> Future:
+        if fn not in self._remote:
+            self._remote[fn] = self.ray.remote(num_cpus=1, max_retries=0)(fn)
+        return self._remote[fn].remote(*args).future()
+
+    def lost_worker(self, err: BaseException) -> bool:
+        """Whether `err` says the attempt's worker process or node died (not that the attempt failed)."""
+        lost = (self.ray.exceptions.WorkerCrashedError, self.ray.exceptions.NodeDiedError)
+        return isinstance(err, lost)
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        """Tasks still running end with the driver's job; nothing to stop here."""
+
+    def __enter__(self) -> RayPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+
 @dataclass
 class CollectConfig:
-    """`polyact collect`: scripted demonstrations of a task set into the dataset at `out`."""
+    """`polyact collect`: scripted demonstrations of a task set into the dataset at `out`.
+
+    `runner=ray` records the attempts as Ray tasks on the cluster at `ray_address` (or a local one),
+    with the same dataset and resume semantics."""
 
     out: str = "datasets/demos"
     env: EnvConfig = field(default_factory=EnvConfig)
@@ -45,6 +99,9 @@ class CollectConfig:
     workers: int = 0  # worker processes; 0 = one per CPU core
     max_attempts_per_task: int = 0  # 0 = 3 x episodes_per_task + 10
     progress: bool = True
+    runner: str = "local"  # local: worker processes here; ray: Ray tasks on a cluster (docs/eval.md)
+    ray_address: str = ""  # runner=ray: HOST:PORT of `ray start --head`, or auto; '' = a new local cluster
+    ray_retries: int = 3  # runner=ray: times one attempt is run again after its worker was lost
 
     def __post_init__(self) -> None:
         if self.episodes_per_task < 1:
@@ -57,6 +114,14 @@ class CollectConfig:
             raise ConfigError(f"workers must be >= 0 (0 = one per CPU core), got {self.workers}")
         if self.max_attempts_per_task < 0:
             raise ConfigError(f"max_attempts_per_task must be >= 0, got {self.max_attempts_per_task}")
+        if self.runner not in RUNNERS:
+            raise unknown_name("runner", self.runner, RUNNERS)
+        if self.runner != "ray" and self.ray_address:
+            raise ConfigError(f"ray_address={self.ray_address!r} applies to runner=ray; add runner=ray")
+        if self.ray_retries < 0:
+            raise ConfigError(f"ray_retries must be >= 0, got {self.ray_retries}")
+        if self.runner == "ray":
+            _require_ray()  # before anything runs
 
     @property
     def attempts_limit(self) -> int:
@@ -247,8 +312,17 @@ def _commit_ready(cfg: CollectConfig, p: TaskProgress, writer: DatasetWriter) ->
     return written
 
 
-def _run(cfg: CollectConfig, progress: dict[str, TaskProgress], writer: DatasetWriter) -> None:
+def _pool(cfg: CollectConfig) -> tuple[ProcessPoolExecutor | RayPool, int]:
+    """The worker pool `cfg.runner` names and its size (0 workers: every CPU of this machine or the cluster)."""
+    if cfg.runner == "ray":
+        pool = RayPool(cfg.ray_address)
+        return pool, cfg.workers or pool.cpus
     workers = cfg.workers or os.cpu_count() or 1
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")), workers
+
+
+def _run(cfg: CollectConfig, progress: dict[str, TaskProgress], writer: DatasetWriter) -> None:
+    pool, workers = _pool(cfg)
     total = cfg.episodes_per_task * len(progress)
     bar = tqdm(
         total=total,
@@ -258,28 +332,40 @@ def _run(cfg: CollectConfig, progress: dict[str, TaskProgress], writer: DatasetW
         disable=not cfg.progress,
     )
     futures: dict[Future, tuple[str, int]] = {}
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+    reruns: dict[tuple[str, int], int] = {}  # runner=ray: attempts run again after their worker was lost
+
+    def submit(task: str, seed: int) -> None:
+        futures[pool.submit(_record_in_worker, task, seed, cfg.env, cfg.stop_on_success)] = (task, seed)
+
+    with pool:
         try:
             while True:
                 for task, seed in _next_jobs(cfg, progress, 2 * workers - len(futures)):
-                    job = pool.submit(_record_in_worker, task, seed, cfg.env, cfg.stop_on_success)
-                    futures[job] = (task, seed)
+                    submit(task, seed)
                 if not futures:
                     break
                 done, _ = wait(futures, return_when=FIRST_COMPLETED)
                 for job in done:
                     task, seed = futures.pop(job)
                     p = progress[task]
-                    p.in_flight -= 1
                     try:
                         p.pending[seed] = job.result()
                     except Exception as err:
+                        if isinstance(pool, RayPool) and pool.lost_worker(err):
+                            reruns[task, seed] = reruns.get((task, seed), 0) + 1
+                            if reruns[task, seed] <= cfg.ray_retries:
+                                bar.write(f"retrying {task} seed {seed} (attempt {reruns[task, seed] + 1}): {err}")
+                                submit(task, seed)
+                                continue
                         raise RuntimeError(f"recording {task} with seed {seed} failed in a worker: {err}") from err
+                    p.in_flight -= 1
                     bar.update(_commit_ready(cfg, p, writer))
                 attempts = sum(p.attempts for p in progress.values())
                 successes = sum(p.successes for p in progress.values())
-                bar.set_postfix(attempts=attempts, expert_success=f"{100 * successes / max(attempts, 1):.0f}%")
+                retried = {"retried": sum(reruns.values())} if reruns else {}
+                bar.set_postfix(
+                    attempts=attempts, expert_success=f"{100 * successes / max(attempts, 1):.0f}%", **retried
+                )
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
             raise

@@ -58,9 +58,7 @@ class EvalConfig:
     train_dataset: str = ""  # a dataset the policy was trained on: refuse evaluation seeds it contains
     progress: bool = True
     runner: str = "local"  # local: worker processes on this machine; ray: Ray actors on a cluster (docs/eval.md)
-    ray_address: str = (
-        ""  # runner=ray: the cluster to join (HOST:PORT of `ray start --head`, auto); '' = a new local one
-    )
+    ray_address: str = ""  # runner=ray: HOST:PORT of `ray start --head`, or auto; '' = a new local cluster
     ray_retries: int = 3  # runner=ray: times one episode is run again after its worker was lost
 
     def __post_init__(self) -> None:

@@ -1,17 +1,188 @@
-"""`polyact eval runner=ray`: its settings, the message without Ray, and its progress view."""
+"""`polyact eval runner=ray` on a real local Ray cluster (2 CPUs, loopback), started once for the module.
+
+The same episodes as the local runner; a worker process killed mid-run; the driver killed and rerun.
+The drivers of the kill tests are `polyact eval` subprocesses that join the module's cluster.
+"""
 
 from __future__ import annotations
 
 import io
+import json
+import os
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
+from polyact.collect import CollectConfig, collect
+from polyact.data import EpisodeDataset
+from polyact.envs.config import EnvConfig
 from polyact.errors import ConfigError
+from polyact.eval.config import EvalConfig
 from polyact.eval.ray_progress import RayProgress
 from polyact.eval.ray_runner import Retry
+from polyact.eval.run import evaluate
 from polyact.eval.store import EPISODES_FILE, EpisodeResult
+from polyact.faults import ENV as FAULT_ENV
+
+# Ray puts a node on the machine's network address, even for 127.0.0.1, unless told there is no cluster
+# beyond this machine (read when ray is imported): so the test cluster and its drivers stay on loopback,
+# where its token authentication (on by default from Ray 2.5x) has nothing to guard.
+LOOPBACK = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
+os.environ.update(LOOPBACK)
+import ray  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+NUMBERS = ("per_task", "mean_success", "overall", "groups")
+EPISODES = 3  # per task: reach-v3 succeeds in each, push-v3 in its third (tests/eval/conftest.py)
+
+
+def episodes(run_dir) -> dict[tuple[str, int], dict]:
+    lines = Path(run_dir, EPISODES_FILE).read_text().splitlines()
+    return {(d["task"], d["index"]): d for d in map(json.loads, lines)}
+
+
+def small_config(out, **overrides) -> EvalConfig:
+    """tests/eval/conftest.py's small configuration with 3 episodes per task (a module-scoped fixture
+    cannot take its function-scoped `make_config`)."""
+    settings = dict(
+        env=EnvConfig(tasks="MT10", height=32, width=32, max_episode_steps=60),
+        only_tasks=["reach-v3", "push-v3"],
+        episodes_per_task=EPISODES,
+        workers=2,
+        out=str(out),
+        progress=False,
+    )
+    return EvalConfig(**(settings | overrides))
+
+
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory):
+    """The small configuration of tests/eval/conftest.py, 3 episodes per task, run by the local runner."""
+    cfg = small_config(tmp_path_factory.mktemp("local"))
+    return cfg, evaluate(cfg)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """The address of a 2-CPU Ray cluster on 127.0.0.1 that this process starts (and stops at the end);
+    the kill tests' drivers join it from their own processes."""
+    assert not ray._private.ray_constants.ENABLE_RAY_CLUSTER, "ray was imported before this module set LOOPBACK"
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()
+
+
+def command(out, address: str, *extra: str) -> list[str]:
+    """The small configuration of tests/eval/conftest.py as a `polyact eval` command on the cluster."""
+    return [
+        sys.executable,
+        "-m",
+        "polyact.cli",
+        "eval",
+        "env.tasks=MT10",
+        "env.height=32",
+        "env.width=32",
+        "env.max_episode_steps=60",
+        "only_tasks=[reach-v3,push-v3]",
+        f"episodes_per_task={EPISODES}",
+        "workers=2",
+        f"out={out}",
+        "runner=ray",
+        f"ray_address={address}",
+        *extra,
+    ]
+
+
+def test_ray_gives_the_local_runners_episodes(cluster, local_run, tmp_path):
+    ref_cfg, ref = local_run
+    cfg = small_config(tmp_path / "ray", runner="ray", ray_address=cluster)
+    data = evaluate(cfg)
+    assert data["runner"] == "ray" and data["episodes_run"] == 2 * EPISODES
+    assert episodes(cfg.out_dir) == episodes(ref_cfg.out_dir)  # success, length, instruction, seed
+    assert {k: data[k] for k in NUMBERS} == {k: ref[k] for k in NUMBERS}
+    assert data["videos"] == ref["videos"]  # the same first success and failure of each task
+    assert data["episodes_retried"] == [] and data["workers_restarted"] == 0
+
+
+def test_a_killed_worker_is_replaced_and_every_episode_counts_once(cluster, local_run, tmp_path):
+    ref_cfg, _ = local_run
+    out = tmp_path / "worker_killed"
+    log = tmp_path / "driver.log"
+    with open(log, "w") as f:
+        driver = subprocess.Popen(command(out, cluster, "videos=false"), stdout=f, stderr=subprocess.STDOUT)
+    try:
+        jsonl = out / EPISODES_FILE
+        # progress, not time: once an episode is recorded both workers are up and busy with the next ones
+        while driver.poll() is None and not (jsonl.exists() and jsonl.read_bytes().count(b"\n") >= 1):
+            time.sleep(0.2)  # yield the CPUs to the cluster between two looks
+        assert driver.poll() is None, log.read_text()
+        [victim, *_] = [
+            a
+            for a in ray._private.state.actors(actor_state_name="ALIVE").values()
+            if a["ActorClassName"] == "EpisodeWorker"
+        ]
+        os.kill(victim["Pid"], signal.SIGKILL)
+        assert driver.wait() == 0, log.read_text()
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    data = json.loads((out / "results.json").read_text())
+    assert data["workers_restarted"] == 1, log.read_text()
+    # the episode the victim was running (or was handed next, had the kill landed between two) ran again
+    [lost] = data["episodes_retried"]
+    assert lost["attempt"] == 1 and "lost" in lost["reason"]
+    assert f"retried {lost['task']} episode {lost['index']} (attempt 2)" in log.read_text()
+    lines = (out / EPISODES_FILE).read_text().splitlines()
+    assert len(lines) == 2 * EPISODES  # every episode once, none counted twice
+    assert episodes(out) == episodes(ref_cfg.out_dir)
+
+
+def test_a_killed_driver_resumes_without_rerunning_finished_episodes(cluster, local_run, tmp_path):
+    ref_cfg, ref = local_run
+    out = tmp_path / "driver_killed"
+    cmd = command(out, cluster, "progress=false")
+    env = {k: v for k, v in os.environ.items() if k != FAULT_ENV} | {FAULT_ENV: "eval.episode_recorded:2"}
+    killed = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
+    before = (out / EPISODES_FILE).read_bytes()
+    assert before.count(b"\n") == 2
+
+    rerun = subprocess.run(cmd, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    data = json.loads((out / "results.json").read_text())
+    assert data["episodes_resumed"] == 2 and data["episodes_run"] == 4  # the finished ones were not run again
+    after = (out / EPISODES_FILE).read_bytes()
+    assert after.startswith(before) and after.count(b"\n") == 2 * EPISODES
+    assert episodes(out) == episodes(ref_cfg.out_dir)
+    assert {k: data[k] for k in NUMBERS} == {k: ref[k] for k in NUMBERS}
+
+
+def test_collect_on_ray_records_what_the_local_pool_records(cluster, tmp_path):
+    def demonstrations(**runner) -> list[tuple]:
+        cfg = CollectConfig(
+            out=str(tmp_path / (runner.get("runner") or "local")),
+            env=EnvConfig(tasks="reach-v3", height=24, width=24),
+            episodes_per_task=2,
+            workers=2,
+            progress=False,
+            **runner,
+        )
+        collect(cfg)
+        with EpisodeDataset(cfg.out) as ds:
+            return [
+                (e.task, e.seed, e.success, ds.load_episode(i).actions.tobytes()) for i, e in enumerate(ds.episodes)
+            ]
+
+    on_ray = demonstrations(runner="ray", ray_address=cluster)
+    assert [e[:3] for e in on_ray] == [("reach-v3", 0, True), ("reach-v3", 1, True)]
+    assert on_ray == demonstrations()
 
 
 def test_runner_ray_without_ray_says_in_one_line_how_to_install_it(tmp_path):
