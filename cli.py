@@ -131,9 +131,7 @@ def _run_configured(name: str, args: list[str]) -> None:
     command = COMMANDS[name]
     schema = _load(command.config)
     if "--help" in args or "-h" in args:
-        print(
-            f"polyact {name}: {command.summary}\n\n{(schema.__doc__ or '').strip()}\n\ndefaults:\n{to_yaml(schema())}"
-        )
+        print(f"polyact {name}: {command.summary}\n\n{(schema.__doc__ or '').strip()}\n\ndefaults:\n{to_yaml(schema)}")
         return
     cfg = load_config(schema, args)
     _load(command.run)(cfg)
