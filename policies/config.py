@@ -23,6 +23,9 @@ ACTION_NORMALIZATIONS = ("q01_q99", "min_max")
 EXECUTIONS = ("receding_horizon", "temporal_ensemble")
 TRANSLATIONS = ("head", "heatmap")
 SUBGOAL_CONDITIONINGS = ("none", "gravmap")
+BACKBONES = ("trunk", "vlm")
+VLM_FAMILIES = ("paligemma", "idefics3")
+VLM_FINETUNES = ("full", "frozen_vision", "lora")
 LEGACY_KEYS = {"heads": "attention_heads", "execute": "replan_every"}  # checkpoints of polyact <= 2026-11-26
 
 # Values that fields left at 0 / empty take, per named size. Parameter counts are in docs/policies.md.
@@ -168,6 +171,37 @@ class TextConfig:
 
 
 @dataclass
+class VLMConfig:
+    """A pretrained vision-language model as the whole policy (policy.backbone=vlm; policies/vlm/).
+
+    `path` is the base model's local directory (save_pretrained layout, tokenizer and
+    preprocessor_config.json beside it); the saved policy references it by path and `base_sha256`
+    and copies its small files into `vlm_base/` (`files`). Modes: "full" trains every weight,
+    "frozen_vision" all but the vision tower, "lora" adapters alone (peft; OpenVLA's rank 32, alpha 16
+    on all linear layers by default)."""
+
+    path: str = ""
+    family: str = "paligemma"  # "paligemma" (PaliGemmaForConditionalGeneration), "idefics3" (SmolVLM)
+    finetune: str = "lora"
+    lora_rank: int = 32
+    lora_alpha: int = 16
+    lora_dropout: float = 0.0
+    lora_targets: list[str] = field(default_factory=lambda: ["all-linear"])  # peft target_modules
+    gradient_checkpointing: bool = False
+    base_sha256: str = ""  # filled when the policy is built: the base model's content hash
+    files: str = ""  # the base's config/tokenizer files when not at `path` (a saved policy's vlm_base/)
+
+    def __post_init__(self) -> None:
+        _check_choice("vlm family", self.family, VLM_FAMILIES)
+        _check_choice("vlm finetune mode", self.finetune, VLM_FINETUNES)
+        if self.lora_rank < 1 or self.lora_alpha < 1 or not 0 <= self.lora_dropout < 1 or not self.lora_targets:
+            raise ConfigError(
+                "vlm.lora_rank and vlm.lora_alpha must be >= 1, vlm.lora_dropout in [0, 1) and vlm.lora_targets "
+                f"non-empty; got {self.lora_rank}, {self.lora_alpha}, {self.lora_dropout}, {self.lora_targets}"
+            )
+
+
+@dataclass
 class PolicyConfig:
     """Everything needed to rebuild a policy; saved as `config.json` beside the weights.
 
@@ -180,6 +214,10 @@ class PolicyConfig:
     head: HeadConfig = field(default_factory=HeadConfig)
     vision: VisionConfig = field(default_factory=VisionConfig)
     text: TextConfig = field(default_factory=TextConfig)
+    # "trunk": the transformer trained here over vision/text encoders; "vlm": a pretrained VLM (`vlm`)
+    # reads the images and the instruction and emits OpenVLA's action tokens (head.name=uniform_bins)
+    backbone: str = "trunk"
+    vlm: VLMConfig = field(default_factory=VLMConfig)
     cameras: list[str] = field(default_factory=list)
     image_height: int = 0  # all cameras share one resolution (envs/base.py)
     image_width: int = 0
@@ -210,7 +248,7 @@ class PolicyConfig:
 
     def __post_init__(self) -> None:
         # nested configs arrive as dicts from config.json or plain dict overrides
-        for name, cls in (("head", HeadConfig), ("vision", VisionConfig), ("text", TextConfig)):
+        for name, cls in (("head", HeadConfig), ("vision", VisionConfig), ("text", TextConfig), ("vlm", VLMConfig)):
             value = getattr(self, name)
             if isinstance(value, dict):
                 setattr(self, name, _from_dict(cls, value, name))
@@ -219,6 +257,9 @@ class PolicyConfig:
         _check_choice("execution mode", self.execution, EXECUTIONS)
         _check_choice("translation", self.translation, TRANSLATIONS)
         _check_choice("subgoal conditioning", self.subgoal_conditioning, SUBGOAL_CONDITIONINGS)
+        _check_choice("backbone", self.backbone, BACKBONES)
+        if self.backbone == "vlm":
+            self._check_vlm()
         if self.subgoal_conditioning == "gravmap" and (self.vision.encoder != "conv" or not self.vision.depth):
             raise ConfigError(
                 "subgoal_conditioning='gravmap' needs vision.encoder='conv' (the maps are extra image channels) and "
@@ -246,6 +287,28 @@ class PolicyConfig:
             raise ConfigError(f"cameras must be distinct, got {self.cameras}")
         if min(self.action_dim, self.state_dim, self.goal_dim, self.image_height, self.image_width) < 0:
             raise ConfigError("action_dim, state_dim and goal_dim must be >= 0")
+
+    def _check_vlm(self) -> None:
+        """What the VLM policy supports in this increment: OpenVLA's token head, one observation step."""
+        if not self.vlm.path:
+            raise ConfigError("policy.backbone=vlm needs policy.vlm.path, the base model's local directory")
+        unsupported = {
+            "head.name": (self.head.name, "uniform_bins"),
+            "head.decoding": (self.head.decoding, "autoregressive"),
+            "head.temperature": (self.head.temperature, 0.0),
+            "history": (self.history, 1),
+            "translation": (self.translation, "head"),
+            "subgoal_conditioning": (self.subgoal_conditioning, "none"),
+            "future_frames": (self.future_frames, 0),
+            "vision.depth": (self.vision.depth, False),
+        }
+        wrong = {k: v for k, (v, ok) in unsupported.items() if v != ok}
+        if wrong:
+            raise ConfigError(
+                "policy.backbone=vlm supports head.name=uniform_bins with decoding=autoregressive and temperature=0 "
+                "(OpenVLA's action tokens through the language model, greedy), history=1, translation=head, no "
+                f"sub-goals, no future frames and no depth; got {wrong}"
+            )
 
     def resolved(self) -> PolicyConfig:
         """A copy whose fields left at 0 / empty hold the named size's values.

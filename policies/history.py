@@ -16,6 +16,27 @@ import numpy as np
 from polyact.errors import ContractError
 
 
+def as_loader_batch(obs: Mapping[str, Any] | Sequence[Mapping[str, Any]], history: int) -> Mapping[str, Any]:
+    """A loader-layout batch from: one contract observation (`instruction` a str); a batch of them
+    (contract keys with a batch axis, `instruction` a list: evaluation's ObsBatch); a list of single
+    observations; or a loader-layout batch already (`obs/...` keys with history, `obs_is_pad`).
+    Observations without history count as the first step of an episode (earlier steps padded)."""
+    if isinstance(obs, Mapping) and "obs_is_pad" in obs:
+        return obs
+    if isinstance(obs, Mapping):
+        instruction = obs.get("instruction")
+        if isinstance(instruction, str):
+            obs = [obs]
+        elif isinstance(instruction, Sequence):
+            obs = [
+                {k: (instruction[i] if k == "instruction" else v[i]) for k, v in obs.items()}
+                for i in range(len(instruction))
+            ]
+        else:
+            raise ContractError(f"'instruction' must be a str or a list of str, got {instruction!r:.60}")
+    return stack_observations([[o] for o in obs], history)
+
+
 def stack_observations(histories: Sequence[Sequence[Mapping[str, Any]]], history: int) -> dict[str, Any]:
     """Per env its most recent observations, oldest first (1..h of them) -> a loader-layout batch:
     `obs/<key>` (B, h, ...), `obs_is_pad` (B, h), `instruction` list[str]."""

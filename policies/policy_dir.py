@@ -8,9 +8,10 @@ any working directory. A directory written before `env_spec.json` existed still 
 is None) and `polyact policy set-spec DIR SOURCE` adds the file.
 
 A pretrained backbone also gets a subfolder with its transformers config, preprocessor and tokenizer
-files (`vision_backbone/`, `text_encoder/`), and a sub-goal conditioned policy its sub-goal predictor, a
-policy directory of its own (`subgoal_predictor/`), so loading needs neither its original directory, the
-training code, nor the network. No pickle anywhere: JSON and safetensors only.
+files (`vision_backbone/`, `text_encoder/`; a VLM policy `vlm_base/` and with LoRA `vlm_adapter/`, its
+base weights referenced by path and content hash: policies/vlm/policy.py), and a sub-goal conditioned
+policy its sub-goal predictor, a policy directory of its own (`subgoal_predictor/`), so loading needs
+neither its original directory, the training code, nor the network. No pickle anywhere: JSON and safetensors only.
 """
 
 from __future__ import annotations
@@ -49,6 +50,22 @@ def save_pretrained(policy, directory: str | Path) -> Path:
     tmp = directory.with_name(f".{directory.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    metadata = {"format": FORMAT, "version": FORMAT_VERSION}
+    if policy.config.backbone == "vlm":  # the base's files, LoRA adapters alone, the rest (policies/vlm/policy.py)
+        cfg = policy.save_files(tmp, WEIGHTS_FILE, metadata)
+    else:
+        cfg = _save_trunk_policy(policy, tmp, metadata)
+    (tmp / CONFIG_FILE).write_text(json.dumps(cfg, indent=2) + "\n")
+    if policy.env_spec is not None:
+        (tmp / ENV_SPEC_FILE).write_text(json.dumps(policy.env_spec.to_dict(), indent=2) + "\n")
+    if policy.subgoal_predictor is not None:
+        save_pretrained(policy.subgoal_predictor, tmp / SUBGOAL_PREDICTOR_DIR)
+    replace_dir_atomic(tmp, directory)
+    return directory
+
+
+def _save_trunk_policy(policy, tmp: Path, metadata: dict[str, str]) -> dict:
+    """The weights and pretrained encoders' files of a VLAPolicy; returns its config as saved."""
     cfg = policy.config.to_dict()
     if policy.images.pretrained:
         policy.images.backbone.save_files(tmp / VISION_DIR)
@@ -56,14 +73,8 @@ def save_pretrained(policy, directory: str | Path) -> Path:
     if policy.text.pretrained:
         policy.text.backbone.save_files(tmp / TEXT_DIR)
         cfg["text"]["pretrained_path"] = TEXT_DIR
-    (tmp / CONFIG_FILE).write_text(json.dumps(cfg, indent=2) + "\n")
-    if policy.env_spec is not None:
-        (tmp / ENV_SPEC_FILE).write_text(json.dumps(policy.env_spec.to_dict(), indent=2) + "\n")
-    save_model(policy, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT, "version": FORMAT_VERSION})
-    if policy.subgoal_predictor is not None:
-        save_pretrained(policy.subgoal_predictor, tmp / SUBGOAL_PREDICTOR_DIR)
-    replace_dir_atomic(tmp, directory)
-    return directory
+    save_model(policy, str(tmp / WEIGHTS_FILE), metadata=metadata)
+    return cfg
 
 
 def load_pretrained(directory: str | Path, map_location: str | torch.device = "cpu"):
@@ -82,6 +93,11 @@ def load_pretrained(directory: str | Path, map_location: str | torch.device = "c
             f"this polyact reads {FORMAT!r} version {FORMAT_VERSION!r}"
         )
     cfg = PolicyConfig.from_dict(json.loads((directory / CONFIG_FILE).read_text()))
+    if cfg.backbone == "vlm":
+        from polyact.policies.vlm.policy import load_vlm_policy
+
+        policy = load_vlm_policy(directory, cfg, read_env_spec(directory), WEIGHTS_FILE)
+        return policy.to(map_location).eval()
     for sub in (cfg.vision, cfg.text):
         if sub.encoder == "pretrained" and not Path(sub.pretrained_path).is_absolute():
             sub.pretrained_path = str(directory / sub.pretrained_path)

@@ -39,7 +39,7 @@ from polyact.policies.gravmap import CHANNELS as GRAVMAP_CHANNELS
 from polyact.policies.gravmap import backproject_pixels, gravmap
 from polyact.policies.heads import make_head
 from polyact.policies.heatmap import HeatmapDecoder, decode_translation, heatmap_targets, project
-from polyact.policies.history import stack_observations
+from polyact.policies.history import as_loader_batch
 from polyact.policies.language import InstructionEncoder, build_vocab
 from polyact.policies.normalize import Normalizer
 from polyact.policies.trunk import Trunk
@@ -63,6 +63,15 @@ class CameraView:
 
 class VLAPolicy(nn.Module):
     """A vision-language-action policy; build one with `build_policy` or load one with `from_pretrained`."""
+
+    def __new__(cls, config: PolicyConfig, *args: Any, **kwargs: Any) -> Any:
+        """A config with `backbone="vlm"` builds the pretrained-VLM policy (policies/vlm/policy.py), which has
+        this class's interface, so training, checkpoints, evaluation and serving build it unchanged."""
+        if config.backbone == "vlm":
+            from polyact.policies.vlm.policy import VLMPolicy
+
+            return VLMPolicy(config, *args, **kwargs)
+        return super().__new__(cls)
 
     def __init__(self, config: PolicyConfig, load_pretrained_weights: bool = True, env_spec: EnvSpec | None = None):
         super().__init__()
@@ -363,24 +372,8 @@ class VLAPolicy(nn.Module):
 
     # --- inference ----------------------------------------------------------------------------------
     def as_batch(self, obs: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
-        """A loader-layout batch from: one contract observation (`instruction` a str); a batch of them
-        (contract keys with a batch axis, `instruction` a list: evaluation's ObsBatch); a list of single
-        observations; or a loader-layout batch already (`obs/...` keys with history, `obs_is_pad`).
-        Observations without history count as the first step of an episode (earlier steps padded)."""
-        if isinstance(obs, Mapping) and "obs_is_pad" in obs:
-            return obs
-        if isinstance(obs, Mapping):
-            instruction = obs.get("instruction")
-            if isinstance(instruction, str):
-                obs = [obs]
-            elif isinstance(instruction, Sequence):
-                obs = [
-                    {k: (instruction[i] if k == "instruction" else v[i]) for k, v in obs.items()}
-                    for i in range(len(instruction))
-                ]
-            else:
-                raise ContractError(f"'instruction' must be a str or a list of str, got {instruction!r:.60}")
-        return stack_observations([[o] for o in obs], self.config.history)
+        """A loader-layout batch of any observation form (history.as_loader_batch)."""
+        return as_loader_batch(obs, self.config.history)
 
     def predict_chunk(
         self, obs: Any, generator: torch.Generator | None = None, noise: torch.Tensor | None = None

@@ -1,0 +1,215 @@
+"""A pretrained VLM from a LOCAL directory, fine-tuned to emit OpenVLA's action tokens.
+
+    base directory (save_pretrained of model, tokenizer and image processor)
+        config.json, model*.safetensors, tokenizer files, preprocessor_config.json (image_mean / image_std)
+
+Images: one per camera, resized to the vision tower's square input and normalised with the
+preprocessor's mean and std. Text: OpenVLA's prompt. Sequences are LEFT-padded, so the action tokens
+of every sample sit at the end: the language-model head then runs on those positions alone
+(`logits_to_keep`; a 257k vocabulary over every prompt position would cost far more than the model),
+and greedy decoding is `generate` restricted to the action ids. Positions count real tokens only,
+as `generate` counts them, so training and decoding see the same positions.
+
+Fine-tuning modes (VLMConfig.finetune): "full"; "frozen_vision" (the vision tower keeps its weights);
+"lora" (peft adapters on `lora_targets`, the base frozen). Nothing here downloads: every load passes
+`local_files_only=True`, and a missing or changed base model is a ConfigError naming the directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from polyact.errors import ConfigError
+from polyact.policies.config import VLMConfig
+from polyact.policies.pretrained import PREPROCESSOR_FILE, _transformers
+from polyact.policies.vlm.action_tokens import ActionTokens
+from polyact.policies.vlm.families import family_class
+
+PROMPT = "In: What action should the robot take to {instruction}?\nOut:"  # OpenVLA's, instruction lower-cased
+WEIGHT_PATTERNS = ("*.safetensors", "*.bin")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json")
+EXPECTED = (
+    "config.json, the weights (model*.safetensors), the tokenizer (tokenizer.json or tokenizer.model, with "
+    f"tokenizer_config.json) and {PREPROCESSOR_FILE} (image_mean, image_std): what save_pretrained of the model, "
+    "its tokenizer and its image processor write, e.g. a downloaded google/paligemma-3b-pt-224 or "
+    "HuggingFaceTB/SmolVLM-256M-Instruct"
+)
+
+
+def weight_files(path: Path) -> list[Path]:
+    return sorted(p for pattern in WEIGHT_PATTERNS for p in path.glob(pattern))
+
+
+def check_base_dir(path: str | Path, weights: bool) -> Path:
+    """The base model directory, or a ConfigError naming it and every file it lacks."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ConfigError(f"VLM base model directory {str(path)!r} does not exist; it must hold {EXPECTED}")
+    missing = [name for name in ("config.json", PREPROCESSOR_FILE) if not (path / name).is_file()]
+    if not any((path / name).is_file() for name in TOKENIZER_FILES):
+        missing.append("tokenizer files")
+    if weights and not weight_files(path):
+        missing.append("model*.safetensors")
+    if missing:
+        raise ConfigError(f"VLM base model directory {str(path)!r} lacks {missing}; it must hold {EXPECTED}")
+    return path
+
+
+def base_sha256(path: Path) -> str:
+    """SHA-256 over config.json and the weight files (names and bytes): which base model a policy was
+    trained on, checked whenever its frozen weights are read from the base directory again."""
+    digest = hashlib.sha256()
+    for file in [path / "config.json", *weight_files(path)]:
+        digest.update(file.name.encode() + b"\0")
+        with file.open("rb") as f:
+            digest.update(hashlib.file_digest(f, "sha256").digest())
+    return digest.hexdigest()
+
+
+class _ActionIdsOnly:
+    """A generate() logits processor: only action ids may be emitted."""
+
+    def __init__(self, tokens: ActionTokens):
+        self.tokens = tokens
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        return self.tokens.restrict(scores)
+
+
+class VLMBackbone(nn.Module):
+    """Instructions and camera images -> action-token logits (training) or greedy action tokens."""
+
+    def __init__(self, cfg: VLMConfig, num_bins: int, load_weights: bool = True):
+        super().__init__()
+        tf = _transformers()
+        self.cfg = cfg
+        self.sha256 = cfg.base_sha256
+        if load_weights:
+            path = check_base_dir(cfg.path, weights=True)
+            self.sha256 = base_sha256(path)
+            if cfg.base_sha256 and cfg.base_sha256 != self.sha256:
+                raise ConfigError(
+                    f"VLM base model {str(path)!r} is not the one this policy was trained on: its content hash is "
+                    f"{self.sha256[:16]}..., the policy's {cfg.base_sha256[:16]}...; point policy.vlm.path at the "
+                    "original base model"
+                )
+        files = check_base_dir(cfg.files or cfg.path, weights=False)
+        model_class = getattr(tf, family_class(cfg.family).model_class)
+        if load_weights:
+            model = model_class.from_pretrained(path, local_files_only=True, dtype=torch.float32)
+        else:  # the architecture alone: the weights come from a policy directory
+            model = model_class._from_config(tf.AutoConfig.from_pretrained(files, local_files_only=True))
+        self.tokenizer = tf.AutoTokenizer.from_pretrained(files, local_files_only=True)
+        self.files = files
+        self.family = family_class(cfg.family)(model.config, self.tokenizer)
+        vocab = model.get_output_embeddings().out_features
+        self.tokens = ActionTokens(self.tokenizer.vocab_size, num_bins, self.family.special_ids(), vocab)
+        pre = json.loads((files / PREPROCESSOR_FILE).read_text())
+        for key in ("image_mean", "image_std"):
+            if key not in pre:
+                raise ConfigError(f"{files / PREPROCESSOR_FILE} lacks {key!r}")
+        self.register_buffer("mean", torch.tensor(pre["image_mean"]).view(1, 1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(pre["image_std"]).view(1, 1, 3, 1, 1), persistent=False)
+        if cfg.finetune == "frozen_vision":
+            self.family.vision_tower(model).requires_grad_(False)
+        if cfg.gradient_checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if cfg.finetune == "lora":
+            model = self._with_lora(model)
+        self.model = model
+        self.merged = False
+
+    def _with_lora(self, model: nn.Module) -> nn.Module:
+        try:
+            import peft
+        except ImportError as e:  # pragma: no cover - depends on the environment
+            raise ConfigError("vlm.finetune=lora needs the `peft` package: pip install 'polyact[pretrained]'") from e
+        targets = self.cfg.lora_targets
+        lora = peft.LoraConfig(
+            r=self.cfg.lora_rank,
+            lora_alpha=self.cfg.lora_alpha,
+            lora_dropout=self.cfg.lora_dropout,
+            target_modules="all-linear" if targets == ["all-linear"] else list(targets),
+        )
+        return peft.get_peft_model(model, lora)
+
+    # --- inputs -------------------------------------------------------------------------------------
+    def pixel_values(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 (B, C, H, W, 3), one image per camera -> normalised (B, C, 3, S, S)."""
+        b = images.shape[0]
+        x = rearrange(images, "b c h w rgb -> (b c) rgb h w").float() / 255.0
+        s = self.family.image_size
+        x = F.interpolate(x, size=(s, s), mode="bilinear", antialias=True, align_corners=False)
+        x = rearrange(x, "(b c) rgb h w -> b c rgb h w", b=b)
+        return (x - self.mean) / self.std
+
+    def prompt_ids(self, instruction: str) -> list[int]:
+        text = PROMPT.format(instruction=instruction.lower()) + self.family.separator
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def inputs(self, instructions: list[str], images: torch.Tensor, actions: torch.Tensor | None) -> dict[str, Any]:
+        """Left-padded model inputs: per sample its prefix (images and prompt), then `actions` (B, n) ids."""
+        cameras, device = images.shape[1], images.device
+        rows = [self.family.prefix(cameras, self.prompt_ids(text)) for text in instructions]
+        n = 0 if actions is None else actions.shape[1]
+        longest = max(len(r) for r in rows)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        ids = torch.tensor([[pad] * (longest - len(r)) + r for r in rows], device=device)
+        mask = torch.tensor([[0] * (longest - len(r)) + [1] * len(r) for r in rows], device=device)
+        types = torch.zeros_like(ids)
+        if actions is not None:
+            ids = torch.cat([ids, actions], dim=1)
+            mask = torch.cat([mask, torch.ones_like(actions)], dim=1)
+            types = torch.cat([types, torch.ones_like(actions)], dim=1)
+        out = {"input_ids": ids, "attention_mask": mask}
+        out.update(self.family.model_inputs(self.pixel_values(images), types))
+        if n:  # generate() derives the same positions itself
+            out["position_ids"] = (mask.cumsum(-1) - 1).clamp(min=0) + self.family.position_offset
+        return out
+
+    # --- training and decoding ----------------------------------------------------------------------
+    def action_logits(self, instructions: list[str], images: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Teacher forcing: action ids (B, n) -> logits (B, n, V), position i predicting actions[:, i]."""
+        n = actions.shape[1]
+        inputs = self.inputs(instructions, images, actions[:, :-1])
+        return self.model(**inputs, logits_to_keep=n, use_cache=False).logits
+
+    @torch.no_grad()
+    def decode(self, instructions: list[str], images: torch.Tensor, n: int) -> torch.Tensor:
+        """Greedy decoding of `n` action ids (B, n), each conditioned on the ones before it."""
+        tf = _transformers()
+        inputs = self.inputs(instructions, images, None)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        generation = tf.GenerationConfig(max_new_tokens=n, do_sample=False, num_beams=1, pad_token_id=pad)
+        out = self.model.generate(
+            **inputs,
+            generation_config=generation,
+            logits_processor=tf.LogitsProcessorList([_ActionIdsOnly(self.tokens)]),
+        )
+        return out[:, -n:]
+
+    # --- LoRA and files -----------------------------------------------------------------------------
+    def merge_lora(self) -> None:
+        """Fold the LoRA adapters into the base weights (inference: one matmul per layer again)."""
+        if self.cfg.finetune != "lora" or self.merged:
+            raise ConfigError("merge_lora needs a policy fine-tuned with vlm.finetune=lora, not yet merged")
+        self.model = self.model.merge_and_unload()
+        self.merged = True
+
+    def save_files(self, target: Path) -> None:
+        """The base's config, tokenizer and preprocessor (small files, not weights), so the architecture and
+        the tokenisation are rebuilt from the policy directory alone."""
+        target.mkdir(parents=True, exist_ok=True)
+        base = self.model.get_base_model() if self.cfg.finetune == "lora" and not self.merged else self.model
+        base.config.save_pretrained(target)
+        self.tokenizer.save_pretrained(target)
+        shutil.copyfile(self.files / PREPROCESSOR_FILE, target / PREPROCESSOR_FILE)

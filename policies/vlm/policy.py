@@ -1,0 +1,215 @@
+"""The pretrained-VLM policy (policy.backbone=vlm): OpenVLA's scheme on any family of families.py.
+
+    obs/rgb/<cam> (B, 1, H, W, 3), one image per camera ─┐
+    instruction: "In: What action should the robot take to {instruction}?\\nOut:" ─┴─► VLM ─► H x A action tokens
+
+Actions are normalised (q01/q99 by default), binned into 256 uniform bins and written as the last 256
+ids of the vocabulary (action_tokens.py); training is the language model's cross-entropy on those
+tokens alone (padded chunk steps excluded), inference decodes them greedily one after another. As in
+OpenVLA the policy reads the images and the instruction, not the proprioceptive state or goal vector.
+
+It has VLAPolicy's interface (compute_loss / forward, predict_chunk, as_batch, save_pretrained,
+from_pretrained, adapt_to_dataset), and `VLAPolicy(config)` with backbone=vlm builds it.
+
+Policy directory (policy_dir.py): config.json (base path and content hash), env_spec.json,
+model.safetensors (every tensor the base model does not supply: normalisation statistics and, unless
+frozen, the VLM's weights), vlm_base/ (the base's config, tokenizer and preprocessor files) and, with
+LoRA, vlm_adapter/ (peft's adapter_config.json and adapter_model.safetensors, the adapters alone).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from polyact.contract import EnvSpec
+from polyact.errors import ConfigError, ContractError
+from polyact.policies.config import PolicyConfig
+from polyact.policies.heads.base import masked_mean, zero_padded
+from polyact.policies.history import as_loader_batch
+from polyact.policies.normalize import Normalizer
+from polyact.policies.vlm.backbone import VLMBackbone
+
+BASE_DIR = "vlm_base"
+ADAPTER_DIR = "vlm_adapter"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+
+
+class VLMPolicy(nn.Module):
+    """A pretrained VLM fine-tuned to emit action tokens; build with `build_policy` (config.backbone=vlm)."""
+
+    def __init__(self, config: PolicyConfig, load_pretrained_weights: bool = True, env_spec: EnvSpec | None = None):
+        super().__init__()
+        config = config.resolved()
+        config.check_complete()
+        self.config = cfg = config
+        self.env_spec = env_spec
+        self.normalizer = Normalizer({"action": cfg.action_normalization}, {"action": (cfg.action_dim,)})
+        self.vlm = VLMBackbone(cfg.vlm, cfg.head.num_bins, load_pretrained_weights)
+        cfg.vlm.base_sha256 = self.vlm.sha256
+        self.head = self.vlm.tokens  # the "head" is the vocabulary's action ids; it fits nothing to data
+        object.__setattr__(self, "subgoal_predictor", None)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.normalizer.buffers()).device
+
+    def attach_subgoal_predictor(self, predictor: Any) -> None:
+        raise ConfigError("policy.backbone=vlm is not conditioned on sub-goals")
+
+    def merge_lora(self) -> None:
+        """Fold the LoRA adapters into the weights for inference; save the policy before, not after."""
+        self.vlm.merge_lora()
+
+    # --- inputs -------------------------------------------------------------------------------------
+    def _get(self, batch: Mapping[str, Any], key: str) -> torch.Tensor:
+        if key not in batch:
+            raise ContractError(f"batch lacks {key!r}; it has {sorted(batch)}")
+        return torch.as_tensor(batch[key], device=self.device)
+
+    def _observation(self, batch: Mapping[str, Any]) -> tuple[list[str], torch.Tensor]:
+        """The instructions and the last step's images (B, C, H, W, 3) uint8, cameras in config order."""
+        instructions = batch.get("instruction")
+        if instructions is None:
+            raise ContractError("batch lacks 'instruction' (a list of B strings)")
+        crop = self.config.vision.crop
+        images = []
+        for cam in self.config.cameras:
+            rgb = self._get(batch, f"obs/rgb/{cam}")[:, -1]  # (B, H, W, 3)
+            if crop:
+                top, left, height, width = crop
+                rgb = rgb[:, top : top + height, left : left + width]
+            images.append(rgb)
+        return list(instructions), torch.stack(images, dim=1)
+
+    def as_batch(self, obs: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
+        return as_loader_batch(obs, self.config.history)
+
+    # --- training and inference ---------------------------------------------------------------------
+    def compute_loss(
+        self, batch: Mapping[str, Any], generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The language model's cross-entropy on the chunk's action tokens (padded steps excluded)."""
+        actions = self._get(batch, "action").float()  # (B, H, A)
+        pad = self._get(batch, "action_is_pad").bool()  # (B, H)
+        h, a = self.config.chunk, self.config.action_dim
+        if actions.shape[1:] != (h, a):
+            raise ContractError(
+                f"batch actions have shape {tuple(actions.shape)}; the policy predicts chunks of ({h}, {a})"
+            )
+        targets = self.head.encode(zero_padded(self.normalizer.normalize("action", actions), pad)).flatten(1)
+        instructions, images = self._observation(batch)
+        logits = self.vlm.action_logits(instructions, images, targets)  # (B, H*A, V)
+        ce = F.cross_entropy(logits.transpose(1, 2).float(), targets, reduction="none")  # (B, H*A)
+        loss = masked_mean(ce.view(-1, h, a), pad)
+        with torch.no_grad():
+            accuracy = masked_mean((logits.argmax(-1) == targets).float().view(-1, h, a), pad)
+        return loss, {"loss": loss.detach(), "token_accuracy": accuracy.detach()}
+
+    forward = compute_loss  # so DDP / FSDP wrappers can call the module
+
+    def predict_chunk(
+        self, obs: Any, generator: torch.Generator | None = None, noise: torch.Tensor | None = None
+    ) -> np.ndarray:
+        """Action chunks (B, H, A) in raw action units: H*A greedy action tokens. Greedy decoding draws
+        nothing, so `generator` and `noise` (the sampling heads' arguments) are unused."""
+        instructions, images = self._observation(self.as_batch(obs))
+        with torch.inference_mode():
+            ids = self.vlm.decode(instructions, images, self.config.chunk * self.config.action_dim)
+            normalized = self.head.decode(ids).view(-1, self.config.chunk, self.config.action_dim)
+            chunk = self.normalizer.unnormalize("action", normalized)
+        return chunk.float().cpu().numpy()
+
+    # --- statistics ---------------------------------------------------------------------------------
+    def load_statistics(self, stats: Mapping[str, Mapping[str, Any]]) -> None:
+        self.normalizer.load_statistics(stats)
+
+    def adapt_to_dataset(self, stats: Mapping[str, Mapping[str, Any]], action_samples: Any = None) -> None:
+        self.load_statistics(stats)
+
+    def fit_head(self, action_samples: Any) -> None:
+        raise ConfigError("OpenVLA's uniform action tokens have nothing to fit")
+
+    # --- checkpoints --------------------------------------------------------------------------------
+    def save_pretrained(self, directory: str | Path) -> Path:
+        from polyact.policies.policy_dir import save_pretrained
+
+        return save_pretrained(self, directory)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, map_location: str | torch.device = "cpu") -> VLMPolicy:
+        from polyact.policies.policy_dir import load_pretrained
+
+        return load_pretrained(directory, map_location)
+
+    def _supplied(self) -> set[str]:
+        """State-dict keys the policy directory does not hold in model.safetensors: frozen base weights
+        (read from the base directory again, hash-checked), LoRA adapters (vlm_adapter/), and second names
+        of tied weights (the embedding shared with the output layer)."""
+        seen: set[int] = set()
+        keys = set()
+        params = dict(self.named_parameters(remove_duplicate=False))
+        for name, tensor in self.state_dict(keep_vars=True).items():
+            ptr = tensor.data_ptr()
+            frozen = name.startswith("vlm.") and name in params and not params[name].requires_grad
+            if ptr in seen or frozen or (self._lora and "lora_" in name):
+                keys.add(name)
+            seen.add(ptr)
+        return keys
+
+    @property
+    def _lora(self) -> bool:
+        return self.config.vlm.finetune == "lora" and not self.vlm.merged
+
+    def save_files(self, directory: Path, weights_file: str, metadata: dict[str, str]) -> dict[str, Any]:
+        """Write the base's small files, the adapters and the policy's own tensors into `directory`; returns
+        the config (as a dict) to save beside them."""
+        if self.vlm.merged:
+            raise ConfigError("save the policy before merge_lora(): a merged policy no longer has its adapters")
+        self.vlm.save_files(directory / BASE_DIR)
+        if self._lora:
+            self.vlm.model.save_pretrained(str(directory / ADAPTER_DIR))
+        supplied = self._supplied()
+        own = {k: v.detach().contiguous() for k, v in self.state_dict().items() if k not in supplied}
+        save_file(own, str(directory / weights_file), metadata=metadata)
+        cfg = self.config.to_dict()
+        cfg["vlm"]["files"] = BASE_DIR
+        return cfg
+
+    def load_files(self, directory: Path, weights_file: str) -> None:
+        """The counterpart of `save_files` on a policy built from the same config."""
+        if self._lora:
+            import peft
+
+            adapter = load_file(str(directory / ADAPTER_DIR / ADAPTER_WEIGHTS))
+            result = peft.set_peft_model_state_dict(self.vlm.model, adapter)
+            missing = [k for k in result.missing_keys if "lora_" in k]
+            if missing or result.unexpected_keys:
+                raise ConfigError(
+                    f"{directory / ADAPTER_DIR} does not fit the policy's LoRA config: missing {missing[:3]}, "
+                    f"unexpected {list(result.unexpected_keys)[:3]}"
+                )
+        result = self.load_state_dict(load_file(str(directory / weights_file)), strict=False)
+        missing = sorted(set(result.missing_keys) - self._supplied())
+        if missing or result.unexpected_keys:
+            raise ConfigError(
+                f"{directory / weights_file} does not fit the policy: missing {missing[:5]}, unexpected "
+                f"{result.unexpected_keys[:5]}"
+            )
+
+
+def load_vlm_policy(directory: Path, cfg: PolicyConfig, env_spec: EnvSpec | None, weights_file: str) -> VLMPolicy:
+    """The VLM policy saved in `directory`: the base model's weights are read again (and hash-checked)
+    unless every VLM weight was trained and saved (finetune=full)."""
+    if not Path(cfg.vlm.files).is_absolute():
+        cfg.vlm.files = str(directory / cfg.vlm.files)
+    policy = VLMPolicy(cfg, load_pretrained_weights=cfg.vlm.finetune != "full", env_spec=env_spec)
+    policy.load_files(directory, weights_file)
+    return policy
