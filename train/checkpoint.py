@@ -57,6 +57,18 @@ def latest_checkpoint(out: Path) -> Path | None:
     return path
 
 
+def _own_storage(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Each tensor with a storage of its own, as safetensors requires: tied weights (a VLM's input
+    embedding and output layer) are written under both names."""
+    seen: set[int] = set()
+    out = {}
+    for name, tensor in state.items():
+        ptr = tensor.untyped_storage().data_ptr()
+        out[name] = tensor.clone() if ptr in seen else tensor.contiguous()
+        seen.add(ptr)
+    return out
+
+
 def write_policy(model: nn.Module, policy: nn.Module, d: Dist, directory: Path) -> None:
     """Save the (possibly sharded) model's current weights as a policy directory (collective call)."""
     state = get_model_state_dict(model, options=FULL)
@@ -91,7 +103,7 @@ def save_checkpoint(
     if d.is_main:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        save_file({k: v.contiguous() for k, v in raw.items()}, str(tmp / "weights.safetensors"))
+        save_file(_own_storage(raw), str(tmp / "weights.safetensors"))
     if ema is not None:
         with ema.applied():
             write_policy(model, policy, d, tmp / "policy")

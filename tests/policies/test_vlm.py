@@ -322,3 +322,17 @@ def test_served_policy_answers_with_the_policys_chunk(base, tmp_path):
     observation = {k: batch[f"obs/{k}"][0, -1].numpy() for k in served.inputs}
     observation["instruction"] = batch["instruction"][0]
     np.testing.assert_array_equal(served.infer(observation), policy.predict_chunk(observation)[0])
+
+
+def test_training_checkpoint_weights_of_a_tied_embedding_save_and_load(base, tmp_path):
+    """PaliGemma ties its input embedding and output layer; a checkpoint writes both names."""
+    from safetensors.torch import save_file
+
+    from polyact.train.checkpoint import _own_storage
+
+    family, path = base
+    state = _policy(family, path, "full").state_dict()
+    save_file(_own_storage(state), str(tmp_path / "weights.safetensors"))
+    loaded = load_file(str(tmp_path / "weights.safetensors"))
+    assert loaded.keys() == state.keys()
+    assert all(torch.equal(loaded[k], v) for k, v in state.items())
