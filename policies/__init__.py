@@ -30,6 +30,7 @@ _EXPORTS = {
     "PolicyConfig": "config",
     "TextConfig": "config",
     "VisionConfig": "config",
+    "VLMConfig": "config",
     "ObservationHistory": "history",
     "build_vocab": "language",
     "MissingStatisticError": "normalize",
