@@ -55,7 +55,9 @@ class EpisodeHandle:
         }
         try:
             encoded = {
-                name: EncodedFrames(ds, file[offsets_path(name)][()], tuple(ds.attrs[SHAPE_ATTR]))
+                name: EncodedFrames(
+                    ds, file[offsets_path(name)][()], tuple(ds.attrs[SHAPE_ATTR]), str(ds.attrs[CODEC_ATTR])
+                )
                 for name, ds in arrays.items()
                 if CODEC_ATTR in ds.attrs
             }
