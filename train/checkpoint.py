@@ -133,7 +133,11 @@ def load_checkpoint(
     """Restore weights, EMA, optimiser and scheduler from `path` on every rank; returns the trainer state."""
     trainer = torch.load(path / "trainer.pt", weights_only=True)
     if ema is not None:
-        averaged = load_file(str(path / "policy" / "model.safetensors"))
+        # the averaged weights are the checkpoint's policy directory; read it as a policy, since a VLM policy
+        # keeps its base model and adapters beside model.safetensors, not in it
+        from polyact.policies.policy_dir import load_pretrained
+
+        averaged = load_pretrained(path / "policy").state_dict()
         with ema.applied():
             set_model_state_dict(model, averaged, options=StateDictOptions(full_state_dict=True))
             ema.capture()

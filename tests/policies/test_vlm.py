@@ -336,3 +336,32 @@ def test_training_checkpoint_weights_of_a_tied_embedding_save_and_load(base, tmp
     loaded = load_file(str(tmp_path / "weights.safetensors"))
     assert loaded.keys() == state.keys()
     assert all(torch.equal(loaded[k], v) for k, v in state.items())
+
+
+def test_a_training_checkpoint_of_a_lora_policy_restores_its_averaged_weights(base, tmp_path):
+    """The EMA of a LoRA run lives in the adapters the checkpoint's policy directory keeps beside its weights."""
+    from polyact.train.checkpoint import load_checkpoint, save_checkpoint
+    from polyact.train.distributed import Dist
+    from polyact.train.ema import EMA
+
+    family, path = base
+    policy = _policy(family, path, "lora")
+    ema = EMA(policy, decay=0.5)
+    _train(policy, _batch(policy), 2)
+    ema.update()
+    optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=1e-3)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    d = Dist(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
+    saved = save_checkpoint(tmp_path, 2, policy, policy, optimizer, scheduler, {}, ema, d, keep=1)
+    averaged = [s.clone() for s in ema.shadow]
+
+    restored = _policy(family, path, "lora")
+    restored_ema = EMA(restored, decay=0.5)
+    restored_optimizer = torch.optim.AdamW([p for p in restored.parameters() if p.requires_grad], lr=1e-3)
+    restored_scheduler = torch.optim.lr_scheduler.LambdaLR(restored_optimizer, lambda step: 1.0)
+    assert load_checkpoint(saved, restored, restored_optimizer, restored_scheduler, restored_ema)["step"] == 2
+    assert all(torch.equal(a, b) for a, b in zip(restored_ema.shadow, averaged, strict=True))
+    trained = [p for p in policy.parameters() if p.requires_grad]
+    assert all(
+        torch.equal(a, b) for a, b in zip([p for p in restored.parameters() if p.requires_grad], trained, strict=True)
+    )
