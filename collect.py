@@ -26,23 +26,11 @@ from polyact.data import DatasetWriter, Episode
 from polyact.envs.catalog import resolve_tasks
 from polyact.envs.config import EVAL_SEED_BASE, EnvConfig
 from polyact.envs.registry import Expert, make_env, make_expert, suite
-from polyact.errors import ConfigError, unknown_name
+from polyact.errors import ConfigError
+from polyact.runners import check_runner, require_ray
 
 if TYPE_CHECKING:
     from polyact.envs.base import PolyactEnv
-
-
-RUNNERS = ("local", "ray")
-
-
-def _require_ray() -> Any:
-    """`ray`, imported only for runner=ray (the same message as polyact.eval.config's, which this layer
-    cannot import)."""
-    try:
-        import ray
-    except ImportError:
-        raise ConfigError("runner=ray needs Ray: pip install 'polyact[ray]'") from None
-    return ray
 
 
 class RayPool:
@@ -54,7 +42,7 @@ class RayPool:
     """
 
     def __init__(self, address: str):
-        self.ray = _require_ray()
+        self.ray = require_ray()
         if not self.ray.is_initialized():
             self.ray.init(address=address) if address else self.ray.init(address="local", include_dashboard=False)
         self._remote: dict[Any, Any] = {}  # function -> its Ray task
@@ -114,14 +102,7 @@ class CollectConfig:
             raise ConfigError(f"workers must be >= 0 (0 = one per CPU core), got {self.workers}")
         if self.max_attempts_per_task < 0:
             raise ConfigError(f"max_attempts_per_task must be >= 0, got {self.max_attempts_per_task}")
-        if self.runner not in RUNNERS:
-            raise unknown_name("runner", self.runner, RUNNERS)
-        if self.runner != "ray" and self.ray_address:
-            raise ConfigError(f"ray_address={self.ray_address!r} applies to runner=ray; add runner=ray")
-        if self.ray_retries < 0:
-            raise ConfigError(f"ray_retries must be >= 0, got {self.ray_retries}")
-        if self.runner == "ray":
-            _require_ray()  # before anything runs
+        check_runner(self.runner, self.ray_address, self.ray_retries)
 
     @property
     def attempts_limit(self) -> int:

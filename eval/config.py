@@ -10,22 +10,12 @@ from polyact.envs.config import EnvConfig
 from polyact.envs.registry import resolve_tasks
 from polyact.errors import ConfigError, unknown_name
 from polyact.policies.config import EXECUTIONS
+from polyact.runners import check_runner
 
 PROTOCOLS = ("seeds", "metaworld_goals", "lerobot")
-RUNNERS = ("local", "ray")
-RAY_INSTALL_HINT = "runner=ray needs Ray: pip install 'polyact[ray]'"
 OFFICIAL_GOALS_PER_TASK = 50  # metaworld's benchmarks give each task 50 goal configurations
 LEROBOT_CAMERAS = ["corner2_lerobot"]  # LeRobot's one camera: corner2 moved (envs/metaworld.py)
 LEROBOT_EPISODE_STEPS = 500  # lerobot src/lerobot/envs/metaworld.py:104 (max_path_length)
-
-
-def require_ray() -> Any:
-    """The `ray` module, imported only when runner=ray asks for it, or ConfigError saying how to install it."""
-    try:
-        import ray
-    except ImportError:
-        raise ConfigError(RAY_INSTALL_HINT) from None
-    return ray
 
 
 @dataclass
@@ -90,14 +80,7 @@ class EvalConfig:
             )
 
     def _check_runner(self) -> None:
-        if self.runner not in RUNNERS:
-            raise unknown_name("runner", self.runner, RUNNERS)
-        if self.runner != "ray" and self.ray_address:
-            raise ConfigError(f"ray_address={self.ray_address!r} applies to runner=ray; add runner=ray")
-        if self.ray_retries < 0:
-            raise ConfigError(f"ray_retries must be >= 0, got {self.ray_retries}")
-        if self.runner == "ray":
-            require_ray()  # before anything runs
+        check_runner(self.runner, self.ray_address, self.ray_retries)
 
     def _check_lerobot_env(self) -> None:
         """LeRobot's observation is one corner2_lerobot image and the 4-D hand state, without the goal."""

@@ -28,11 +28,12 @@ import gymnasium as gym
 import numpy as np
 
 from polyact.errors import PolyactError
-from polyact.eval.config import EvalConfig, require_ray
+from polyact.eval.config import EvalConfig
 from polyact.eval.episodes import EpisodeJob
 from polyact.eval.policy import BatchPolicy
 from polyact.eval.rollout import JobQueue, OnFinished, RolloutStats, run_episodes, start_tasks
 from polyact.eval.store import EpisodeResult
+from polyact.runners import require_ray
 
 
 def connect(address: str) -> Any:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-BASE = {"contract", "atomic", "errors", "sysinfo", "runs", "faults", "lazy"}
+BASE = {"contract", "atomic", "errors", "sysinfo", "runs", "faults", "lazy", "runners"}
 
 # package -> the polyact packages and modules it must never import
 FORBIDDEN = {
