@@ -27,7 +27,7 @@ from polyact.envs.catalog import resolve_tasks
 from polyact.envs.config import EVAL_SEED_BASE, EnvConfig
 from polyact.envs.registry import Expert, make_env, make_expert, suite
 from polyact.errors import ConfigError
-from polyact.runners import check_runner, require_ray
+from polyact.runners import check_runner, connect_ray
 
 if TYPE_CHECKING:
     from polyact.envs.base import PolyactEnv
@@ -42,9 +42,7 @@ class RayPool:
     """
 
     def __init__(self, address: str):
-        self.ray = require_ray()
-        if not self.ray.is_initialized():
-            self.ray.init(address=address) if address else self.ray.init(address="local", include_dashboard=False)
+        self.ray = connect_ray(address)
         self._remote: dict[Any, Any] = {}  # function -> its Ray task
 
     @property

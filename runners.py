@@ -23,6 +23,18 @@ def require_ray() -> Any:
     return ray
 
 
+def connect_ray(address: str) -> Any:
+    """Join the cluster at `address` (HOST:PORT, or "auto": the one `ray start` runs on this machine), or start
+    a new local one when it is empty, never a stale cluster Ray remembers; once per process."""
+    ray = require_ray()
+    if not ray.is_initialized():
+        if address:
+            ray.init(address=address)
+        else:
+            ray.init(address="local", include_dashboard=False)
+    return ray
+
+
 def check_runner(runner: str, ray_address: str, ray_retries: int) -> None:
     """Refuse unknown runners and Ray settings without runner=ray; for Ray, check it is installed now,
     before anything runs."""

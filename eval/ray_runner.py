@@ -33,18 +33,7 @@ from polyact.eval.episodes import EpisodeJob
 from polyact.eval.policy import BatchPolicy
 from polyact.eval.rollout import JobQueue, OnFinished, RolloutStats, run_episodes, start_tasks
 from polyact.eval.store import EpisodeResult
-from polyact.runners import require_ray
-
-
-def connect(address: str) -> Any:
-    """Join the cluster at `address`, or start a new local one when it is empty (unless already joined)."""
-    ray = require_ray()
-    if not ray.is_initialized():
-        if address:
-            ray.init(address=address)  # HOST:PORT, or "auto": the cluster `ray start` runs on this machine
-        else:
-            ray.init(address="local", include_dashboard=False)  # never a stale cluster Ray remembers
-    return ray
+from polyact.runners import connect_ray
 
 
 class EpisodeWorker:
@@ -108,7 +97,7 @@ def roll_out_on_ray(
     deploy/served_slots.py's `ServedSlots` for the served placement); None: `cfg.policy` in the worker.
     """
     observer = observer or Observer()
-    ray = connect(cfg.ray_address)
+    ray = connect_ray(cfg.ray_address)
     start_time = time.perf_counter()
     workers = min(cfg.workers or max(1, int(ray.cluster_resources().get("CPU", 1))), len(jobs))
     # restarts are the driver's, not Ray's (max_restarts): a call to an actor that Ray is restarting
