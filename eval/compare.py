@@ -2,6 +2,8 @@
 
 Rows are the tasks of the first run, then tasks only later runs have; a run without a task shows a
 dash. Each cell is the success rate and its 95% Wilson interval; the last row is each run's mean.
+With `groups=[...]` (one name per run) the runs of a name are one method's training seeds, and the
+table is eval/seed_groups.py's: seed means with each seed's rate, and a paired test against the first.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 
 from polyact.errors import ConfigError
 from polyact.eval.results import MEAN_ROW, Bar, bar_chart, bar_of, interval, load_results, mean_bar, percent
+from polyact.eval.seed_groups import grouped, grouped_table, pooled_bar
 
 
 @dataclass
@@ -20,12 +23,15 @@ class CompareConfig:
 
     runs: list[str] = field(default_factory=list)  # result directories of `polyact eval`
     out: str = "evals/compare"
+    groups: list[str] = field(default_factory=list)  # one name per run: runs sharing one are a method's seeds
 
     def __post_init__(self) -> None:
         if len(self.runs) < 2:
             raise ConfigError(
                 f"runs needs two or more result directories, e.g. runs=[evals/a,evals/b]; got {self.runs}"
             )
+        if self.groups:
+            grouped(self.runs, self.groups)
 
 
 def labels(runs: list[str]) -> list[str]:
@@ -61,6 +67,8 @@ def compare_table(runs: list[str], loaded: list[dict[str, Any]]) -> tuple[list[s
 
 def compare(cfg: CompareConfig) -> str:
     """Write compare.md and compare.png into `cfg.out`; return the table."""
+    if cfg.groups:
+        return compare_groups(cfg)
     loaded = [load_results(r) for r in cfg.runs]
     tasks, table = compare_table(cfg.runs, loaded)
     out = Path(cfg.out)
@@ -71,6 +79,20 @@ def compare(cfg: CompareConfig) -> str:
         bars = [bar_of(data["per_task"][t]) if t in data["per_task"] else None for t in tasks]
         series.append((name, [mean_bar(data), *bars]))
     bar_chart(out / "compare.png", [MEAN_ROW, *tasks], series, f"{len(loaded)} evaluation runs")
+    return table
+
+
+def compare_groups(cfg: CompareConfig) -> str:
+    """`compare` for methods with several training seeds each."""
+    by_group = grouped(cfg.runs, cfg.groups)
+    loaded = {r: load_results(r) for r in cfg.runs}
+    tasks, table = grouped_table(by_group, loaded)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "compare.md").write_text(table)
+    series = [(g, [pooled_bar(runs, loaded, t) for t in (None, *tasks)]) for g, runs in by_group.items()]
+    seeds = len(next(iter(by_group.values())))
+    bar_chart(out / "compare.png", [MEAN_ROW, *tasks], series, f"{len(by_group)} methods, {seeds} seeds each (pooled)")
     return table
 
 
