@@ -31,10 +31,10 @@ from polyact.errors import DatasetError
 
 FORMAT_NAME = "polyact-episodes"
 FORMAT_VERSION = 1
-# Datasets with lossy frames (polyact.data.codecs) are version 2, so that a polyact from before them
-# says to upgrade instead of failing on their arrays; everything else stays version 1.
-LOSSY_FORMAT_VERSION = 2
-SUPPORTED_VERSIONS = (1, 2)
+# Datasets with lossy frames (polyact.data.codecs) are version 2 (WebP) or 3 (JPEG, added later), so that
+# a polyact from before a codec says to upgrade instead of failing on its arrays; everything else stays 1.
+LOSSY_FORMAT_VERSIONS = {"webp": 2, "jpeg": 3}
+SUPPORTED_VERSIONS = (1, 2, 3)
 
 MANIFEST_NAME = "meta.json"
 EPISODES_DIR = "episodes"

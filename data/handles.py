@@ -17,7 +17,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from polyact.data.codecs import CODEC_ATTR, SHAPE_ATTR, EncodedFrames, offsets_path
+from polyact.data.codecs import CODEC_ATTR, SHAPE_ATTR, EncodedFrames, offsets_path, stored_header
 from polyact.data.format import DEPTH_SCALE_ATTR, decode_scaled, is_image
 from polyact.errors import DatasetError
 
@@ -56,7 +56,11 @@ class EpisodeHandle:
         try:
             encoded = {
                 name: EncodedFrames(
-                    ds, file[offsets_path(name)][()], tuple(ds.attrs[SHAPE_ATTR]), str(ds.attrs[CODEC_ATTR])
+                    ds,
+                    file[offsets_path(name)][()],
+                    tuple(ds.attrs[SHAPE_ATTR]),
+                    str(ds.attrs[CODEC_ATTR]),
+                    stored_header(ds),
                 )
                 for name, ds in arrays.items()
                 if CODEC_ATTR in ds.attrs

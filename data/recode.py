@@ -33,7 +33,7 @@ class ConvertConfig:
     """`polyact data convert src=DATASET out=NEW_DIR [image_compression=zstd] [depth_storage=float32]
     [image_quality=75]`.
 
-    image_compression: none | gzip | lz4 | zstd (lossless) | webp (lossy, RGB only, at image_quality
+    image_compression: none | gzip | lz4 | zstd (lossless) | webp | jpeg (lossy, RGB only, at image_quality
     1-100); depth_storage: float32 | uint16_mm. The defaults are those of new datasets; sizes, errors and
     read speeds of each: docs/storage.md.
     """

@@ -28,6 +28,7 @@ from polyact.data.codecs import (
     BLOB_CHUNK_BYTES,
     CODEC_ATTR,
     DEFAULT_IMAGE_QUALITY,
+    HEADER_ATTR,
     LOSSY_COMPRESSIONS,
     QUALITY_ATTR,
     SHAPE_ATTR,
@@ -42,7 +43,7 @@ from polyact.data.format import (
     EPISODES_DIR,
     FORMAT_VERSION,
     LIBVER,
-    LOSSY_FORMAT_VERSION,
+    LOSSY_FORMAT_VERSIONS,
     REWARD,
     STATS,
     SUCCESS,
@@ -122,7 +123,7 @@ class DatasetWriter:
             image_compression=image_compression,
             depth_storage=depth_storage,
             image_quality=image_quality,
-            format_version=LOSSY_FORMAT_VERSION if image_compression in LOSSY_COMPRESSIONS else FORMAT_VERSION,
+            format_version=LOSSY_FORMAT_VERSIONS.get(image_compression, FORMAT_VERSION),
         )
         try:
             manifest.save(root)
@@ -294,7 +295,9 @@ def _episode_file_image(episode: Episode, arrays: dict[str, np.ndarray], stats: 
 
 def _write_encoded(f: h5py.File, name: str, frames: np.ndarray, codec: str, quality: int) -> None:
     """RGB frames (T, H, W, 3) encoded one by one with a lossy codec, as polyact.data.codecs lays them out."""
-    data, offsets = encode_frames(frames, codec, quality)
+    data, offsets, header = encode_frames(frames, codec, quality)
     blob = f.create_dataset(name, data=data, chunks=(min(len(data), BLOB_CHUNK_BYTES),), fletcher32=True)
     blob.attrs.update({CODEC_ATTR: codec, QUALITY_ATTR: quality, SHAPE_ATTR: frames.shape[1:]})
+    if header:
+        blob.attrs[HEADER_ATTR] = np.frombuffer(header, np.uint8)
     f.create_dataset(offsets_path(name), data=offsets, fletcher32=True, **_OFFSETS_FILTERS)

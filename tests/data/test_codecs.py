@@ -4,10 +4,13 @@ millimetres cannot hold is refused, and lossy WebP frames read back within their
 
 from __future__ import annotations
 
+import io
+
 import h5py
 import hdf5plugin
 import numpy as np
 import pytest
+from PIL import Image
 
 from polyact.data import DatasetWriter, EpisodeDataset
 from polyact.data.format import COMPRESSED_FRAMES_PER_CHUNK
@@ -111,8 +114,8 @@ def test_depth_beyond_what_millimetres_hold_is_refused_not_clipped(tmp_path, cre
 
 # The lossy codec's error on 64x64 render-like frames at the default quality, as docs/storage.md states it
 # (measured: PSNR 33.4 dB, mean absolute error 3.0 of 255).
-WEBP_MIN_PSNR_DB = 30.0
-WEBP_MAX_MEAN_ABS_ERROR = 4.0
+LOSSY_MIN_PSNR_DB = 30.0
+LOSSY_MAX_MEAN_ABS_ERROR = 4.0
 
 
 def _psnr(got: np.ndarray, want: np.ndarray) -> float:
@@ -131,21 +134,24 @@ def _write(path, spec, episodes, **storage) -> EpisodeDataset:
     return EpisodeDataset(path)
 
 
+@pytest.mark.parametrize("codec, version", [("webp", 2), ("jpeg", 3)])
 @pytest.mark.parametrize("memory_budget", [0, 1 << 30], ids=["frames-from-disk", "held-in-memory"])
-def test_webp_frames_read_back_within_the_stated_error_on_every_read_path(tmp_path, spec64, memory_budget):
+def test_lossy_frames_read_back_within_the_stated_error_on_every_read_path(
+    tmp_path, spec64, memory_budget, codec, version
+):
     episodes = [synthetic_episode(spec64, length, seed=seed, rendered=True) for seed, length in enumerate((20, 9))]
-    _write(tmp_path / "ds", spec64, episodes, image_compression="webp")
+    _write(tmp_path / "ds", spec64, episodes, image_compression=codec)
     ds = EpisodeDataset(tmp_path / "ds", memory_budget=memory_budget)
-    assert ds.storage == {"image_compression": "webp", "depth_storage": "float32", "image_quality": 75}
-    assert ds.format_version == 2  # a polyact from before lossy frames says to upgrade
+    assert ds.storage == {"image_compression": codec, "depth_storage": "float32", "image_quality": 75}
+    assert ds.format_version == version  # a polyact from before the codec says to upgrade
     with h5py.File(tmp_path / "ds" / "episodes" / "episode_000000.h5", "r") as f:
-        assert f.attrs["format_version"] == 2 and f["obs/rgb/corner"].attrs["codec"] == "webp"
+        assert f.attrs["format_version"] == version and f["obs/rgb/corner"].attrs["codec"] == codec
     for index, episode in enumerate(episodes):
         got = ds.load_episode(index).observations
         want = episode.observations
         assert got["rgb/corner"].dtype == np.uint8 and got["rgb/corner"].shape == want["rgb/corner"].shape
-        assert _psnr(got["rgb/corner"], want["rgb/corner"]) >= WEBP_MIN_PSNR_DB
-        assert np.abs(got["rgb/corner"].astype(int) - want["rgb/corner"]).mean() <= WEBP_MAX_MEAN_ABS_ERROR
+        assert _psnr(got["rgb/corner"], want["rgb/corner"]) >= LOSSY_MIN_PSNR_DB
+        assert np.abs(got["rgb/corner"].astype(int) - want["rgb/corner"]).mean() <= LOSSY_MAX_MEAN_ABS_ERROR
         for key in ("depth/corner", "state"):  # depth keeps the lossless default, vectors are never touched
             np.testing.assert_array_equal(got[key], want[key], err_msg=key)
         for t in (0, 5, episode.length - 1):  # a window decodes exactly the frames an episode read gives
@@ -159,11 +165,12 @@ def test_webp_frames_read_back_within_the_stated_error_on_every_read_path(tmp_pa
     assert ds.verify() == []
 
 
-def test_webp_quality_trades_bytes_for_error(tmp_path, spec64):
+@pytest.mark.parametrize("codec", ["webp", "jpeg"])
+def test_lossy_quality_trades_bytes_for_error(tmp_path, spec64, codec):
     episodes = [synthetic_episode(spec64, 16, seed=seed, rendered=True) for seed in range(2)]
     sizes, errors = {}, {}
     for quality in (30, 95):
-        ds = _write(tmp_path / str(quality), spec64, episodes, image_compression="webp", image_quality=quality)
+        ds = _write(tmp_path / str(quality), spec64, episodes, image_compression=codec, image_quality=quality)
         with h5py.File(tmp_path / str(quality) / "episodes" / "episode_000000.h5", "r") as f:
             sizes[quality] = f["obs/rgb/corner"].shape[0]
         errors[quality] = np.abs(
@@ -173,9 +180,24 @@ def test_webp_quality_trades_bytes_for_error(tmp_path, spec64):
 
 
 def test_bad_storage_settings_name_the_valid_choices(tmp_path, spec64):
-    with pytest.raises(UnknownNameError, match=r"unknown image compression 'jpeg'.*webp"):
-        DatasetWriter.for_spec(tmp_path / "a", spec64, image_compression="jpeg")
+    with pytest.raises(UnknownNameError, match=r"unknown image compression 'avif'.*jpeg.*webp"):
+        DatasetWriter.for_spec(tmp_path / "a", spec64, image_compression="avif")
     for quality in (0, 101, 7.5, "high"):
         with pytest.raises(ConfigError, match="image_quality must be an integer from 1 to 100"):
             DatasetWriter.for_spec(tmp_path / "a", spec64, image_compression="webp", image_quality=quality)
     assert not (tmp_path / "a").exists()
+
+
+def test_jpeg_frames_share_one_stored_header_and_stay_standard_jpeg(tmp_path, spec64):
+    episode = synthetic_episode(spec64, 12, seed=3, rendered=True)
+    ds = _write(tmp_path / "ds", spec64, [episode], image_compression="jpeg")
+    with h5py.File(tmp_path / "ds" / "episodes" / "episode_000000.h5", "r") as f:
+        header = f["obs/rgb/corner"].attrs["header"].tobytes()
+        data, offsets = f["obs/rgb/corner"][()], f["frame_offsets/rgb/corner"][()]
+    assert header.startswith(b"\xff\xd8") and len(header) > 500  # SOI and the tables, stored once
+    assert data.size + len(header) < (len(offsets) - 1) * len(header)  # cut from every frame
+    got = ds.load_episode(0).observations["rgb/corner"]
+    for t in (0, 11):  # header + a frame's bytes is a whole JPEG any decoder reads: here Pillow's
+        whole = header + data[offsets[t] : offsets[t + 1]].tobytes()
+        with Image.open(io.BytesIO(whole), formats=["JPEG"]) as image:
+            assert np.abs(np.asarray(image).astype(int) - got[t]).max() <= 1
