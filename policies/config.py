@@ -289,12 +289,13 @@ class PolicyConfig:
             raise ConfigError("action_dim, state_dim and goal_dim must be >= 0")
 
     def _check_vlm(self) -> None:
-        """What the VLM policy supports in this increment: OpenVLA's token head, one observation step."""
+        """What the VLM policy supports: OpenVLA's or SpatialVLA's action tokens, one observation step."""
         if not self.vlm.path:
             raise ConfigError("policy.backbone=vlm needs policy.vlm.path, the base model's local directory")
+        grid = self.head.name == "adaptive_grid"  # SpatialVLA's grid tokens decode one token per part anyway
         unsupported = {
-            "head.name": (self.head.name, "uniform_bins"),
-            "head.decoding": (self.head.decoding, "autoregressive"),
+            "head.name": (self.head.name, "adaptive_grid" if grid else "uniform_bins"),
+            "head.decoding": (self.head.decoding, self.head.decoding if grid else "autoregressive"),
             "head.temperature": (self.head.temperature, 0.0),
             "history": (self.history, 1),
             "translation": (self.translation, "head"),
@@ -305,9 +306,9 @@ class PolicyConfig:
         wrong = {k: v for k, (v, ok) in unsupported.items() if v != ok}
         if wrong:
             raise ConfigError(
-                "policy.backbone=vlm supports head.name=uniform_bins with decoding=autoregressive and temperature=0 "
-                "(OpenVLA's action tokens through the language model, greedy), history=1, translation=head, no "
-                f"sub-goals, no future frames and no depth; got {wrong}"
+                "policy.backbone=vlm supports head.name=uniform_bins with decoding=autoregressive (OpenVLA's action "
+                "tokens) or head.name=adaptive_grid (SpatialVLA's), temperature=0 (greedy), history=1, "
+                f"translation=head, no sub-goals, no future frames and no depth; got {wrong}"
             )
 
     def resolved(self) -> PolicyConfig:

@@ -21,13 +21,14 @@ class ActionTokens:
 
     fits_to_data = False  # uniform bins: nothing to fit to a dataset
 
-    def __init__(self, vocab_size: int, num_bins: int, reserved: set[int], model_vocab: int):
+    def __init__(self, vocab_size: int, num_bins: int, reserved: set[int], model_vocab: int, action_dim: int):
         if num_bins > vocab_size or vocab_size > model_vocab:
             raise ConfigError(
                 f"{num_bins} action bins need the last {num_bins} of the tokenizer's {vocab_size} ids, inside the "
                 f"language model's {model_vocab} outputs"
             )
         self.vocab_size, self.num_bins = vocab_size, num_bins
+        self.tokens_per_step = action_dim  # one token per action dimension
         self.low = vocab_size - num_bins  # the lowest action id (the highest bin)
         clash = sorted(i for i in reserved if self.low <= i < vocab_size)
         if clash:
@@ -47,8 +48,9 @@ class ActionTokens:
         """Token ids -> bin centres in [-1, 1]."""
         return decode_bins(self.ids_to_bins(ids), self.num_bins)
 
-    def restrict(self, logits: torch.Tensor) -> torch.Tensor:
-        """Logits (..., V) with every non-action id at -inf: greedy decoding can only emit an action."""
+    def restrict(self, logits: torch.Tensor, first: int = 0) -> torch.Tensor:
+        """Logits (..., V) with every non-action id at -inf: greedy decoding can only emit an action (at any
+        position: `first`, the position of the first row, matters to grid tokens only)."""
         keep = torch.zeros(logits.shape[-1], dtype=torch.bool, device=logits.device)
         keep[self.low : self.vocab_size] = True
         return logits.masked_fill(~keep, float("-inf"))

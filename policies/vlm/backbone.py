@@ -29,10 +29,11 @@ from einops import rearrange
 from torch import nn
 
 from polyact.errors import ConfigError
-from polyact.policies.config import VLMConfig
+from polyact.policies.config import HeadConfig, VLMConfig
 from polyact.policies.pretrained import PREPROCESSOR_FILE, _transformers
 from polyact.policies.vlm.action_tokens import ActionTokens
 from polyact.policies.vlm.families import family_class
+from polyact.policies.vlm.grid_tokens import GridTokens
 
 PROMPT = "In: What action should the robot take to {instruction}?\nOut:"  # OpenVLA's, instruction lower-cased
 WEIGHT_PATTERNS = ("*.safetensors", "*.bin")
@@ -75,20 +76,38 @@ def base_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-class _ActionIdsOnly:
-    """A generate() logits processor: only action ids may be emitted."""
+def _module_name(model: nn.Module, module: nn.Module) -> str:
+    return next(name for name, m in model.named_modules() if m is module).rsplit(".", 1)[-1]
 
-    def __init__(self, tokens: ActionTokens):
-        self.tokens = tokens
+
+@torch.no_grad()
+def _extend_vocabulary(model: nn.Module, begin: int, end: int) -> None:
+    """Embedding rows for the new ids begin..end-1, initialised as SpatialVLA's pretraining initialises them
+    (train/spatialvla_pretrain.py): `resize_token_embeddings` (transformers' mean resizing, input rows drawn
+    from a Gaussian with the old rows' mean and covariance), then the language-model head's new rows set to
+    the mean of its old rows. SpatialVLA unties the head from the input embedding first; a tied model here
+    (PaliGemma, SmolVLM) keeps one matrix, whose new rows are then that mean in both roles."""
+    if model.get_input_embeddings().num_embeddings < end:
+        model.resize_token_embeddings(end, mean_resizing=True)
+    head = model.get_output_embeddings().weight
+    head[begin:end] = head[:begin].mean(0)
+
+
+class _ActionIdsOnly:
+    """A generate() logits processor: only action ids may be emitted (at each position, the ones allowed
+    there); `prompt` is the length of the left-padded prompts."""
+
+    def __init__(self, tokens: ActionTokens | GridTokens, prompt: int):
+        self.tokens, self.prompt = tokens, prompt
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        return self.tokens.restrict(scores)
+        return self.tokens.restrict(scores[:, None], first=input_ids.shape[1] - self.prompt)[:, 0]
 
 
 class VLMBackbone(nn.Module):
     """Instructions and camera images -> action-token logits (training) or greedy action tokens."""
 
-    def __init__(self, cfg: VLMConfig, num_bins: int, load_weights: bool = True):
+    def __init__(self, cfg: VLMConfig, head: HeadConfig, action_dim: int, load_weights: bool = True):
         super().__init__()
         tf = _transformers()
         self.cfg = cfg
@@ -111,8 +130,12 @@ class VLMBackbone(nn.Module):
         self.tokenizer = tf.AutoTokenizer.from_pretrained(files, local_files_only=True)
         self.files = files
         self.family = family_class(cfg.family)(model.config, self.tokenizer)
-        vocab = model.get_output_embeddings().out_features
-        self.tokens = ActionTokens(self.tokenizer.vocab_size, num_bins, self.family.special_ids(), vocab)
+        if head.name == "adaptive_grid":
+            self.tokens = self._grid_tokens(model, head, action_dim, init=load_weights)
+        else:
+            vocab = model.get_output_embeddings().out_features
+            special = self.family.special_ids()
+            self.tokens = ActionTokens(self.tokenizer.vocab_size, head.num_bins, special, vocab, action_dim)
         pre = json.loads((files / PREPROCESSOR_FILE).read_text())
         for key in ("image_mean", "image_std"):
             if key not in pre:
@@ -128,17 +151,55 @@ class VLMBackbone(nn.Module):
         self.model = model
         self.merged = False
 
+    def _grid_tokens(self, model: nn.Module, head: HeadConfig, action_dim: int, init: bool) -> GridTokens:
+        """SpatialVLA's grid-cell tokens added to the tokenizer (a saved policy's tokenizer has them already)
+        and to the embedding matrices (a saved policy's config has the extended vocabulary)."""
+        names = GridTokens.names(head, action_dim)
+        self.tokenizer.add_tokens(names, special_tokens=True)
+        ids = self.tokenizer.convert_tokens_to_ids(names)
+        tokens = GridTokens(head, action_dim, ids[0])
+        if ids != list(range(tokens.begin, tokens.end)):
+            raise ConfigError(f"the grid's {len(names)} action tokens did not get consecutive ids in {self.files}")
+        if init:
+            _extend_vocabulary(model, tokens.begin, tokens.end)
+        elif model.get_input_embeddings().num_embeddings < tokens.end:
+            raise ConfigError(f"{self.files / 'config.json'} has fewer token embeddings than its {tokens.end} ids")
+        tokens.rows = self._token_rows
+        return tokens
+
+    def _token_rows(self) -> list[torch.Tensor]:
+        """The grid tokens' embedding rows (count, D), each matrix once (tied input and output are one);
+        with LoRA, peft's trainable copies of them."""
+        if self.cfg.finetune == "lora" and not self.merged:
+            from peft.tuners.trainable_tokens.layer import TrainableTokensLayer
+
+            layers = [m for m in self.model.modules() if isinstance(m, TrainableTokensLayer)]
+            rows = [p for m in layers for p in m.trainable_tokens_delta.values()]
+        else:
+            begin, end = self.tokens.begin, self.tokens.end
+            matrices = [self.model.get_input_embeddings().weight, self.model.get_output_embeddings().weight]
+            rows = [w.data[begin:end] for w in matrices]
+        unique = {r.data_ptr(): r for r in rows}
+        return list(unique.values())
+
     def _with_lora(self, model: nn.Module) -> nn.Module:
         try:
             import peft
         except ImportError as e:  # pragma: no cover - depends on the environment
             raise ConfigError("vlm.finetune=lora needs the `peft` package: pip install 'polyact[pretrained]'") from e
         targets = self.cfg.lora_targets
+        trainable = None
+        if isinstance(self.tokens, GridTokens):  # the added ids' rows train beside the adapters (peft copies)
+            ids = list(range(self.tokens.begin, self.tokens.end))
+            trainable = {_module_name(model, model.get_input_embeddings()): ids}
+            if model.get_output_embeddings().weight is not model.get_input_embeddings().weight:
+                trainable[_module_name(model, model.get_output_embeddings())] = ids
         lora = peft.LoraConfig(
             r=self.cfg.lora_rank,
             lora_alpha=self.cfg.lora_alpha,
             lora_dropout=self.cfg.lora_dropout,
             target_modules="all-linear" if targets == ["all-linear"] else list(targets),
+            trainable_token_indices=trainable,
         )
         return peft.get_peft_model(model, lora)
 
@@ -193,7 +254,7 @@ class VLMBackbone(nn.Module):
         out = self.model.generate(
             **inputs,
             generation_config=generation,
-            logits_processor=tf.LogitsProcessorList([_ActionIdsOnly(self.tokens)]),
+            logits_processor=tf.LogitsProcessorList([_ActionIdsOnly(self.tokens, inputs["input_ids"].shape[1])]),
         )
         return out[:, -n:]
 

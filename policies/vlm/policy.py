@@ -1,10 +1,12 @@
-"""The pretrained-VLM policy (policy.backbone=vlm): OpenVLA's scheme on any family of families.py.
+"""The pretrained-VLM policy (policy.backbone=vlm): OpenVLA's or SpatialVLA's scheme on any family of families.py.
 
     obs/rgb/<cam> (B, 1, H, W, 3), one image per camera ─┐
-    instruction: "In: What action should the robot take to {instruction}?\\nOut:" ─┴─► VLM ─► H x A action tokens
+    instruction: "In: What action should the robot take to {instruction}?\\nOut:" ─┴─► VLM ─► H x T action tokens
 
-Actions are normalised (q01/q99 by default), binned into 256 uniform bins and written as the last 256
-ids of the vocabulary (action_tokens.py); training is the language model's cross-entropy on those
+Actions are normalised (q01/q99 by default) and written as tokens: head.name=uniform_bins, 256 uniform
+bins per dimension as the last 256 ids of the vocabulary (OpenVLA, action_tokens.py, T = A);
+head.name=adaptive_grid, one added token per step and part, a cell of the grid fitted to the training
+actions (SpatialVLA, grid_tokens.py, T = 2 or 3). Training is the language model's cross-entropy on those
 tokens alone (padded chunk steps excluded), inference decodes them greedily one after another. As in
 OpenVLA the policy reads the images and the instruction, not the proprioceptive state or goal vector.
 
@@ -35,7 +37,9 @@ from polyact.policies.config import PolicyConfig
 from polyact.policies.heads.base import masked_mean, zero_padded
 from polyact.policies.history import as_loader_batch
 from polyact.policies.normalize import Normalizer
+from polyact.policies.vlm.action_tokens import ActionTokens
 from polyact.policies.vlm.backbone import VLMBackbone
+from polyact.policies.vlm.grid_tokens import GridTokens
 
 BASE_DIR = "vlm_base"
 ADAPTER_DIR = "vlm_adapter"
@@ -52,10 +56,14 @@ class VLMPolicy(nn.Module):
         self.config = cfg = config
         self.env_spec = env_spec
         self.normalizer = Normalizer({"action": cfg.action_normalization}, {"action": (cfg.action_dim,)})
-        self.vlm = VLMBackbone(cfg.vlm, cfg.head.num_bins, load_pretrained_weights)
+        self.vlm = VLMBackbone(cfg.vlm, cfg.head, cfg.action_dim, load_pretrained_weights)
         cfg.vlm.base_sha256 = self.vlm.sha256
-        self.head = self.vlm.tokens  # the "head" is the vocabulary's action ids; it fits nothing to data
         object.__setattr__(self, "subgoal_predictor", None)
+
+    @property
+    def head(self) -> ActionTokens | GridTokens:
+        """The "head": the vocabulary's action ids (OpenVLA's bins, or SpatialVLA's grid cells, fitted to data)."""
+        return self.vlm.tokens
 
     @property
     def device(self) -> torch.device:
@@ -99,18 +107,18 @@ class VLMPolicy(nn.Module):
         """The language model's cross-entropy on the chunk's action tokens (padded steps excluded)."""
         actions = self._get(batch, "action").float()  # (B, H, A)
         pad = self._get(batch, "action_is_pad").bool()  # (B, H)
-        h, a = self.config.chunk, self.config.action_dim
+        h, a, t = self.config.chunk, self.config.action_dim, self.head.tokens_per_step
         if actions.shape[1:] != (h, a):
             raise ContractError(
                 f"batch actions have shape {tuple(actions.shape)}; the policy predicts chunks of ({h}, {a})"
             )
         targets = self.head.encode(zero_padded(self.normalizer.normalize("action", actions), pad)).flatten(1)
         instructions, images = self._observation(batch)
-        logits = self.vlm.action_logits(instructions, images, targets)  # (B, H*A, V)
-        ce = F.cross_entropy(logits.transpose(1, 2).float(), targets, reduction="none")  # (B, H*A)
-        loss = masked_mean(ce.view(-1, h, a), pad)
+        logits = self.vlm.action_logits(instructions, images, targets)  # (B, H*T, V)
+        ce = F.cross_entropy(logits.transpose(1, 2).float(), targets, reduction="none")  # (B, H*T)
+        loss = masked_mean(ce.view(-1, h, t), pad)
         with torch.no_grad():
-            accuracy = masked_mean((logits.argmax(-1) == targets).float().view(-1, h, a), pad)
+            accuracy = masked_mean((logits.argmax(-1) == targets).float().view(-1, h, t), pad)
         return loss, {"loss": loss.detach(), "token_accuracy": accuracy.detach()}
 
     forward = compute_loss  # so DDP / FSDP wrappers can call the module
@@ -118,12 +126,13 @@ class VLMPolicy(nn.Module):
     def predict_chunk(
         self, obs: Any, generator: torch.Generator | None = None, noise: torch.Tensor | None = None
     ) -> np.ndarray:
-        """Action chunks (B, H, A) in raw action units: H*A greedy action tokens. Greedy decoding draws
-        nothing, so `generator` and `noise` (the sampling heads' arguments) are unused."""
+        """Action chunks (B, H, A) in raw action units: H*T greedy action tokens (T per step). Greedy decoding
+        draws nothing, so `generator` and `noise` (the sampling heads' arguments) are unused."""
         instructions, images = self._observation(self.as_batch(obs))
+        h, t = self.config.chunk, self.head.tokens_per_step
         with torch.inference_mode():
-            ids = self.vlm.decode(instructions, images, self.config.chunk * self.config.action_dim)
-            normalized = self.head.decode(ids).view(-1, self.config.chunk, self.config.action_dim)
+            ids = self.vlm.decode(instructions, images, h * t)
+            normalized = self.head.decode(ids.view(-1, h, t)).float()  # (B, H, A)
             chunk = self.normalizer.unnormalize("action", normalized)
         return chunk.float().cpu().numpy()
 
@@ -132,10 +141,25 @@ class VLMPolicy(nn.Module):
         self.normalizer.load_statistics(stats)
 
     def adapt_to_dataset(self, stats: Mapping[str, Mapping[str, Any]], action_samples: Any = None) -> None:
+        """A new dataset's statistics; grid tokens are re-discretised on its raw actions (N, A), which moves
+        their embeddings onto the new grid (grid_tokens.py)."""
         self.load_statistics(stats)
+        if self.head.fits_to_data:
+            self.head.fit(self._normalized_samples(action_samples), first=False)
 
     def fit_head(self, action_samples: Any) -> None:
-        raise ConfigError("OpenVLA's uniform action tokens have nothing to fit")
+        """Fit the grid tokens' grid on the training dataset's raw actions (N, A)."""
+        if not self.head.fits_to_data:
+            raise ConfigError("OpenVLA's uniform action tokens have nothing to fit")
+        self.head.fit(self._normalized_samples(action_samples))
+
+    def _normalized_samples(self, action_samples: Any) -> torch.Tensor:
+        if action_samples is None:
+            raise ConfigError("head.name=adaptive_grid fits its grid to the dataset's actions: pass action_samples")
+        samples = torch.as_tensor(np.asarray(action_samples, dtype=np.float32), device=self.device)
+        if samples.ndim != 2 or samples.shape[1] != self.config.action_dim:
+            raise ConfigError(f"action_samples must be (N, {self.config.action_dim}), got {tuple(samples.shape)}")
+        return self.normalizer.normalize("action", samples)
 
     # --- checkpoints --------------------------------------------------------------------------------
     def save_pretrained(self, directory: str | Path) -> Path:
@@ -175,7 +199,7 @@ class VLMPolicy(nn.Module):
             raise ConfigError("save the policy before merge_lora(): a merged policy no longer has its adapters")
         self.vlm.save_files(directory / BASE_DIR)
         if self._lora:
-            self.vlm.model.save_pretrained(str(directory / ADAPTER_DIR))
+            self.vlm.model.save_pretrained(str(directory / ADAPTER_DIR), save_embedding_layers=False)
         supplied = self._supplied()
         own = {k: v.detach().contiguous() for k, v in self.state_dict().items() if k not in supplied}
         save_file(own, str(directory / weights_file), metadata=metadata)

@@ -1,10 +1,9 @@
 """The pretrained-VLM policy (policy.backbone=vlm) on tiny random-initialised PaliGemma and Idefics3 models
-built here from their configs, saved with save_pretrained beside a WordLevel tokenizer built with
-`tokenizers`, and loaded offline as a downloaded model would be."""
+built here from their configs (policies/vlm/tiny.py), saved with save_pretrained beside a WordLevel tokenizer
+built with `tokenizers`, and loaded offline as a downloaded model would be."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,77 +16,20 @@ from polyact.errors import ConfigError
 from polyact.policies import HeadConfig, PolicyConfig, VLAPolicy, build_policy
 from polyact.policies.vlm.backbone import PROMPT
 from polyact.policies.vlm.policy import ADAPTER_DIR, VLMPolicy
+from polyact.policies.vlm.tiny import IMAGE, VOCAB, tiny_model, write_tiny_base
 
 from .conftest import INSTRUCTIONS, make_batch, make_spec, make_stats
 
-transformers = pytest.importorskip("transformers")
-tokenizers = pytest.importorskip("tokenizers")
+pytest.importorskip("transformers")
+pytest.importorskip("tokenizers")
 pytest.importorskip("peft")
-
-VOCAB = 300  # the last 256 ids are filler words: OpenVLA's action tokens overwrite the rarest tokens
-SPECIALS = ["<pad>", "<bos>", "<eos>", "<unk>", "<image>", "<fake_token_around_image>", "<global-img>"]
-PROMPT_WORDS = {"in", ":", "what", "action", "should", "robot", "take", "to", "?", "out"}
-WORDS = sorted({w for text in INSTRUCTIONS for w in text.split()} | PROMPT_WORDS)
-IMAGE = SPECIALS.index("<image>")
-TINY_VISION = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2}
-TINY_TEXT = {
-    "hidden_size": 32,
-    "intermediate_size": 64,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 2,
-    "num_key_value_heads": 1,
-    "head_dim": 16,
-    "vocab_size": VOCAB,
-}
-
-
-def _tokenizer() -> Any:
-    names = SPECIALS + WORDS
-    vocab = {name: i for i, name in enumerate(names + [f"<filler{i}>" for i in range(VOCAB - len(names))])}
-    tok = tokenizers.Tokenizer(tokenizers.models.WordLevel(vocab, unk_token="<unk>"))
-    tok.normalizer = tokenizers.normalizers.Lowercase()
-    tok.pre_tokenizer = tokenizers.pre_tokenizers.Whitespace()
-    return transformers.PreTrainedTokenizerFast(
-        tokenizer_object=tok, pad_token="<pad>", bos_token="<bos>", eos_token="<eos>", unk_token="<unk>"
-    )
-
-
-def _model(family: str) -> Any:
-    if family == "paligemma":
-        config = transformers.PaliGemmaConfig(
-            vision_config={
-                "model_type": "siglip_vision_model",
-                "image_size": 28,
-                "patch_size": 14,
-                "vision_use_head": False,
-                **TINY_VISION,
-            },
-            text_config={"model_type": "gemma", **TINY_TEXT},
-            image_token_index=IMAGE,
-            vocab_size=VOCAB,
-            projection_dim=32,
-            hidden_size=32,
-        )
-        return transformers.PaliGemmaForConditionalGeneration(config)
-    config = transformers.Idefics3Config(
-        vision_config={"image_size": 56, "patch_size": 14, **TINY_VISION},
-        text_config={"model_type": "llama", **TINY_TEXT},
-        image_token_id=IMAGE,
-        scale_factor=2,
-    )
-    return transformers.Idefics3ForConditionalGeneration(config)
 
 
 @pytest.fixture(scope="module", params=["paligemma", "idefics3"])
 def base(request, tmp_path_factory) -> tuple[str, Path]:
     """A tiny base model directory of one family, as save_pretrained writes it."""
     family = request.param
-    path = tmp_path_factory.mktemp(f"vlm_{family}")
-    torch.manual_seed(0)
-    _model(family).save_pretrained(path)
-    _tokenizer().save_pretrained(path)
-    (path / "preprocessor_config.json").write_text(json.dumps({"image_mean": [0.5] * 3, "image_std": [0.5] * 3}))
-    return family, path
+    return family, write_tiny_base(tmp_path_factory.mktemp(f"vlm_{family}"), family, INSTRUCTIONS)
 
 
 def _config(family: str, path: Path, finetune: str = "lora", **vlm: Any) -> PolicyConfig:
@@ -279,7 +221,7 @@ def test_a_different_base_model_at_load_time_is_refused(base, tmp_path):
     policy = _policy(family, copy, "lora")
     policy.save_pretrained(tmp_path / "p")
     torch.manual_seed(1)
-    _model(family).save_pretrained(copy)  # other weights under the same path
+    tiny_model(family).save_pretrained(copy)  # other weights under the same path
     with pytest.raises(ConfigError, match=f"{copy}.*not the one this policy was trained on"):
         VLAPolicy.from_pretrained(tmp_path / "p")
 
