@@ -5,8 +5,10 @@ episode, the last `history` observations and the receding-horizon queue of its c
 server for a new chunk when the queue runs out; the server batches the requests of all workers into
 one forward pass on its GPU. It has the shape of evaluation's batch-policy protocol (`reset(env_ids)`,
 `act(obs, infos, env_ids) -> (B, A)`, eval/policy.py) without importing it, as deploy never imports
-eval. `requirements` is None: the server checks every observation against its policy and refuses a
-mismatch with a message.
+eval; `polyact eval policy=ws://HOST:PORT` builds it (eval may import this module and the client, the
+client side of deploy, never the server: docs/architecture.md). Its `requirements` are read from the
+server's metadata, so evaluation refuses an environment the served policy does not fit before any
+worker starts. Nothing here needs torch.
 
 Each chunk request is seeded from its episode's seed and the chunk's number, so a sampling head's
 episode is repeatable whichever other requests share the server's batch.
@@ -20,19 +22,35 @@ from typing import Any
 
 import numpy as np
 
+from polyact.contract import PolicyRequirements
 from polyact.deploy.client import PolicyClient
+
+
+def served_requirements(metadata: dict[str, Any]) -> PolicyRequirements:
+    """What the served policy reads and writes, from the metadata its server sends on connect."""
+    obs = metadata["observation"]
+    rgb = [k for k in obs if k.startswith("rgb/")]
+    return PolicyRequirements(
+        cameras=tuple(k.split("/", 1)[1] for k in rgb),
+        action_dim=len(metadata["action"]["names"]),
+        state_dim=int(obs["state"]["shape"][0]),
+        goal_dim=int(obs["goal"]["shape"][0]) if "goal" in obs else 0,
+        image_size=(int(obs[rgb[0]]["shape"][0]), int(obs[rgb[0]]["shape"][1])) if rgb else None,
+        depth=any(k.startswith("depth/") for k in obs),
+        action_names=tuple(metadata["action"]["names"]),
+        camera_poses=any(k.startswith("extrinsics/") for k in obs),
+    )
 
 
 class ServedSlots:
     """`num_envs` slots whose chunks come from the policy server at `url` (receding horizon)."""
-
-    requirements = None
 
     def __init__(self, url: str, num_envs: int, token: str | None = None, timeout: float = 30.0):
         from polyact.policies.chunking import RecedingHorizon
 
         self.client = PolicyClient(url, token, timeout=timeout)
         meta = self.client.metadata
+        self.requirements = served_requirements(meta)
         self.keys = set(meta["observation"])
         self.executor = RecedingHorizon(num_envs, int(meta["replan_every"]))
         self.histories: list[deque] = [deque(maxlen=int(meta["history"])) for _ in range(num_envs)]

@@ -1,7 +1,8 @@
 """Simulator evaluation: roll a policy out on a task set in parallel workers, report success rates.
 
 `polyact eval` (config: `EvalConfig`, entry: `evaluate`) drives any `BatchPolicy`: the scripted
-experts (`ExpertPolicy`) or a checkpoint (`load_policy`). See docs/eval.md. Names are imported on first
+experts (`ExpertPolicy`), a checkpoint (`load_policy`) or a running `polyact serve` (policy=ws://HOST:PORT,
+through deploy's client). See docs/eval.md. Names are imported on first
 use, so `polyact.eval.config` loads no simulator.
 """
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from polyact.envs.config import EnvConfig
 from polyact.envs.registry import resolve_tasks
@@ -16,13 +17,42 @@ PROTOCOLS = ("seeds", "metaworld_goals", "lerobot")
 OFFICIAL_GOALS_PER_TASK = 50  # metaworld's benchmarks give each task 50 goal configurations
 LEROBOT_CAMERAS = ["corner2_lerobot"]  # LeRobot's one camera: corner2 moved (envs/metaworld.py)
 LEROBOT_EPISODE_STEPS = 500  # lerobot src/lerobot/envs/metaworld.py:104 (max_path_length)
+SERVED_SCHEMES = ("ws", "wss")  # policy=ws://HOST:PORT: a running `polyact serve`
+
+
+def is_served(policy: str) -> bool:
+    """Whether `policy` names a policy server (a URL) rather than the experts or a checkpoint directory."""
+    return "://" in policy
+
+
+def check_served_url(policy: str) -> None:
+    """ConfigError unless `policy` is ws://HOST:PORT or wss://HOST:PORT, what `polyact serve` prints."""
+    url = urlsplit(policy)
+    try:
+        port = url.port
+    except ValueError as err:  # a port that is not a number, or out of range
+        port, problem = None, str(err)
+    else:
+        problem = ""
+    if url.scheme not in SERVED_SCHEMES:
+        problem = f"the scheme is {url.scheme!r}, not ws or wss"
+    elif not problem and not (url.hostname and port):
+        problem = "it names no host and port"
+    elif not problem and (url.query or url.fragment or url.path not in ("", "/")):
+        problem = "it has a path, query or fragment"
+    if problem:
+        raise ConfigError(
+            f"policy={policy!r} is not a policy server URL ({problem}): give ws://HOST:PORT as printed by "
+            "`polyact serve`, 'expert' or a checkpoint directory"
+        )
 
 
 @dataclass
 class EvalConfig:
     """`polyact eval`: roll a policy out on a task set and write success rates with 95% intervals.
 
-    `policy` is `expert` (the suite's scripted experts) or a checkpoint directory. `env.tasks` names the
+    `policy` is `expert` (the suite's scripted experts), a checkpoint directory, or ws://HOST:PORT: a
+    running `polyact serve` that every worker asks for action chunks (docs/eval.md). `env.tasks` names the
     task set and split (MT10, MT50, ML10-train, ML45-test, a single task, ...; `polyact tasks` lists them).
     Episode i of every task starts from seed EVAL_SEED_BASE + i (`protocol=seeds`), or, with
     `protocol=metaworld_goals`, from goal configuration i of `metaworld.MT1(task, seed=goal_seed)`
@@ -42,7 +72,7 @@ class EvalConfig:
     goal_seed: int = 0  # protocol=metaworld_goals: the seed of metaworld.MT1's goal draw
     workers: int = 0  # worker processes (environments stepped in parallel); 0 = one per CPU core (of the cluster)
     execution: str = ""  # chunk execution: receding_horizon or temporal_ensemble; '' = the checkpoint's
-    device: str = "cpu"  # torch device of a checkpoint (cpu, cuda, cuda:1, ...)
+    device: str = "cpu"  # torch device of a checkpoint (cpu, cuda, cuda:1, ...); a served policy's is the server's
     out: str = ""
     videos: bool = True  # mp4 of the first success and the first failure of each task
     train_dataset: str = ""  # a dataset the policy was trained on: refuse evaluation seeds it contains
@@ -78,6 +108,13 @@ class EvalConfig:
             raise ConfigError(
                 "execution applies to chunk-predicting checkpoints; the scripted experts act step by step"
             )
+        if self.served:
+            check_served_url(self.policy)
+            if self.execution not in ("", "receding_horizon"):
+                raise ConfigError(
+                    f"execution={self.execution} needs the policy in this process: a served policy's chunks are "
+                    "executed receding-horizon, every replan_every steps of the server's checkpoint"
+                )
 
     def _check_runner(self) -> None:
         check_runner(self.runner, self.ray_address, self.ray_retries)
@@ -102,6 +139,11 @@ class EvalConfig:
         return "goal-free (cameras and proprioception only)"
 
     @property
+    def served(self) -> bool:
+        """Whether the actions come from a running `polyact serve` (policy=ws://HOST:PORT)."""
+        return is_served(self.policy)
+
+    @property
     def tasks(self) -> tuple[str, ...]:
         """The tasks to evaluate, in the task set's order."""
         tasks = resolve_tasks(self.env.tasks)[1]
@@ -111,18 +153,24 @@ class EvalConfig:
     def out_dir(self) -> Path:
         if self.out:
             return Path(self.out)
-        name = "expert" if self.policy == "expert" else Path(self.policy).resolve().name
+        if self.served:
+            url = urlsplit(self.policy)
+            name = f"served-{url.hostname}-{url.port}"
+        else:
+            name = "expert" if self.policy == "expert" else Path(self.policy).resolve().name
         return Path("evals") / f"{name}-{self.env.tasks}-{self.protocol}"
 
     def identity(self) -> dict[str, Any]:
         """What decides each episode's outcome: a run directory only resumes under the same identity.
 
-        The tasks and the number of episodes are not part of it: a rerun with more extends the run.
+        The tasks and the number of episodes are not part of it: a rerun with more extends the run. A
+        served policy is its URL here; `evaluate` adds the name of what the server serves.
         """
-        policy = self.policy if self.policy == "expert" else str(Path(self.policy).resolve())
+        local = self.policy == "expert" or self.served
+        policy = self.policy if local else str(Path(self.policy).resolve())
         identity = {"policy": policy, "env": asdict(self.env), "protocol": self.protocol, "execution": self.execution}
         if self.protocol == "metaworld_goals":
             identity["goal_seed"] = self.goal_seed
-        if self.policy != "expert":  # another device may round differently
+        if not local:  # another device may round differently
             identity["device"] = self.device
         return identity

@@ -65,9 +65,11 @@ def interval(ci: Sequence[float]) -> str:
 
 def markdown(data: dict[str, Any]) -> str:
     """The run's table: per task success, its 95% Wilson interval, episodes and mean length."""
+    served = data.get("served_policy")  # policy=ws://...: what the server there serves
     lines = [
         f"# {data['policy']} on {data['tasks']}",
         "",
+        *([f"served by `polyact serve` at {data['policy']}: `{served}`", ""] if served else []),
         (f"tasks: {', '.join(data['only_tasks'])}; " if data["only_tasks"] else "")
         + f"protocol `{data['protocol']}` ({data['seeds']}), {data.get('observation', 'privileged goal')}, "
         f"{data['episodes_per_task']} episodes per task, "

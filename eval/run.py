@@ -22,6 +22,7 @@ from polyact.contract import EnvSpec, check_compatible
 from polyact.envs.config import EnvConfig
 from polyact.envs.registry import make_env, resolve_tasks
 from polyact.envs.vector import vector_env
+from polyact.errors import ConfigError
 from polyact.eval.config import EvalConfig
 from polyact.eval.episodes import EpisodeJob, check_disjoint, eval_seed, plan_jobs
 from polyact.eval.groups import task_groups
@@ -35,15 +36,32 @@ from polyact.eval.worker import EvalEnv
 from polyact.sysinfo import machine
 
 if TYPE_CHECKING:
+    from polyact.deploy.served_slots import ServedSlots
     from polyact.eval.ray_runner import RayRolloutStats
+
+TOKEN_ENV = "POLYACT_TOKEN"  # the bearer token of a served policy, as `polyact serve` reads it
 
 
 def policy_for_eval(cfg: EvalConfig, num_envs: int) -> BatchPolicy:
     if cfg.policy == "expert":
         return ExpertPolicy()
+    if cfg.served:
+        return served_policy(cfg.policy, num_envs, os.environ.get(TOKEN_ENV))
     from polyact.eval.trained import load_policy
 
     return load_policy(cfg.policy, num_envs, cfg.execution, cfg.device)
+
+
+def served_policy(url: str, num_envs: int, token: str | None = None) -> ServedSlots:
+    """`num_envs` slots acting through the `polyact serve` at `url`, or ConfigError saying in one line why
+    it cannot be reached or used (no torch: the policy runs in the server)."""
+    from polyact.deploy.client import PolicyServerError, ServerUnavailable
+    from polyact.deploy.served_slots import ServedSlots
+
+    try:
+        return ServedSlots(url, num_envs, token)
+    except (ServerUnavailable, PolicyServerError) as err:
+        raise ConfigError(f"policy={url}: {err}") from None
 
 
 def probe_spec(task: str, env_cfg: EnvConfig) -> EnvSpec:
@@ -63,36 +81,45 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
         check_disjoint(cfg.train_dataset, tasks, cfg.episodes_per_task, cfg.protocol)
     workers = cfg.workers or os.cpu_count() or 1
     policy = policy_for_eval(cfg, workers)
-    spec = probe_spec(tasks[0], cfg.env)
-    check_compatible(policy.requirements, spec, f"policy {cfg.policy!r}")
-
-    out = cfg.out_dir
-    store = EpisodeStore(out, cfg.identity())
+    identity = cfg.identity()
+    served = policy.client.metadata["policy"] if cfg.served else None  # what the server says it serves
+    if served is not None:
+        identity["served_policy"] = served  # the same URL serving another checkpoint is another run
     try:
-        for message in store.messages:
-            print(message)
-        jobs = plan_jobs(tasks, cfg.episodes_per_task, cfg.protocol, cfg.goal_seed, set(store.results))
-        wanted = [(t, i) for t in tasks for i in range(cfg.episodes_per_task)]
-        resumed = len(wanted) - len(jobs)
-        finished = [store.results[k] for k in wanted if k in store.results]
-        chooser = VideoChooser(out, finished)
-        stats = RolloutStats(0, 0, 0, 0.0)
-        retried: list[dict[str, Any]] = []
-        restarts = 0
-        if jobs and cfg.runner == "ray":
-            ray_stats = _roll_out_on_ray(cfg, jobs, store, chooser, spec, finished)
-            stats, workers, restarts = ray_stats.stats, ray_stats.workers, ray_stats.restarts
-            retried = [asdict(r) for r in ray_stats.retries]
-        elif jobs:
-            stats = _roll_out(cfg, min(workers, len(jobs)), policy, jobs, store, chooser, spec, finished, len(wanted))
+        spec = probe_spec(tasks[0], cfg.env)
+        check_compatible(policy.requirements, spec, f"policy {cfg.policy!r}")
+        out = cfg.out_dir
+        store = EpisodeStore(out, identity)
+        try:
+            for message in store.messages:
+                print(message)
+            jobs = plan_jobs(tasks, cfg.episodes_per_task, cfg.protocol, cfg.goal_seed, set(store.results))
+            wanted = [(t, i) for t in tasks for i in range(cfg.episodes_per_task)]
+            resumed = len(wanted) - len(jobs)
+            finished = [store.results[k] for k in wanted if k in store.results]
+            chooser = VideoChooser(out, finished)
+            stats = RolloutStats(0, 0, 0, 0.0)
+            retried: list[dict[str, Any]] = []
+            restarts = 0
+            if jobs and cfg.runner == "ray":
+                ray_stats = _roll_out_on_ray(cfg, jobs, store, chooser, spec, finished)
+                stats, workers, restarts = ray_stats.stats, ray_stats.workers, ray_stats.restarts
+                retried = [asdict(r) for r in ray_stats.retries]
+            elif jobs:
+                n = min(workers, len(jobs))
+                stats = _roll_out(cfg, n, policy, jobs, store, chooser, spec, finished, len(wanted))
+        finally:
+            store.close()
     finally:
-        store.close()
+        if cfg.served:
+            policy.close()
 
     results = [store.results[k] for k in wanted]
     summary = summarise(results, tasks, task_groups(suite.name))
     videos, missing = chooser.prune(results) if cfg.videos else ([], [])
     header = {
         "policy": cfg.policy,
+        "served_policy": served,  # policy=ws://...: the name its `polyact serve` gives the checkpoint
         "tasks": cfg.env.tasks,
         "only_tasks": list(cfg.only_tasks),
         "suite": suite.name,
@@ -152,11 +179,13 @@ def _roll_out_on_ray(
     from polyact.eval.ray_runner import roll_out_on_ray
 
     on_finished, record = _recorder(cfg, store, chooser, spec)
+    # a served policy: each actor's one slot calls the server, with the driver's token
+    make_policy = partial(served_policy, cfg.policy, 1, os.environ.get(TOKEN_ENV)) if cfg.served else None
     progress = RayProgress(
         f"eval {cfg.env.tasks} on Ray", cfg.tasks, cfg.episodes_per_task, finished, enabled=cfg.progress
     )
     try:
-        return roll_out_on_ray(cfg, jobs, on_finished, record, progress)
+        return roll_out_on_ray(cfg, jobs, on_finished, record, progress, make_policy)
     finally:
         progress.close()
 

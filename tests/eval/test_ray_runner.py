@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import signal
 import subprocess
@@ -19,6 +20,7 @@ import pytest
 
 from polyact.collect import CollectConfig, collect
 from polyact.data import EpisodeDataset
+from polyact.deploy.client import PolicyClient
 from polyact.envs.config import EnvConfig
 from polyact.errors import ConfigError
 from polyact.eval.config import EvalConfig
@@ -109,6 +111,24 @@ def test_ray_gives_the_local_runners_episodes(cluster, local_run, tmp_path):
     assert {k: data[k] for k in NUMBERS} == {k: ref[k] for k in NUMBERS}
     assert data["videos"] == ref["videos"]  # the same first success and failure of each task
     assert data["episodes_retried"] == [] and data["workers_restarted"] == 0
+
+
+def test_ray_with_a_served_policy_gives_the_checkpoints_episodes(
+    cluster, policy_server, checkpoint_run, make_config, tmp_path
+):
+    """policy=ws://... on Ray: each actor's slot asks the server (in this process) for its chunks."""
+    ref_cfg, ref = checkpoint_run
+    with PolicyClient(policy_server.url) as client:
+        before = client.health()["requests"].get("infer", 0)
+        cfg = make_config(tmp_path / "served", policy=policy_server.url, episodes_per_task=2, runner="ray",
+                          ray_address=cluster)  # fmt: skip
+        data = evaluate(cfg)
+        answered = client.health()["requests"].get("infer", 0) - before
+    assert data["runner"] == "ray" and data["served_policy"] == ref_cfg.policy
+    assert episodes(cfg.out_dir) == episodes(ref_cfg.out_dir)
+    assert {k: data[k] for k in NUMBERS} == {k: ref[k] for k in NUMBERS} and data["videos"] == ref["videos"]
+    # one chunk per 2 steps of every episode, all from the server (chunk 4, re-planned every 2 steps)
+    assert answered == sum(math.ceil(e["length"] / 2) for e in episodes(cfg.out_dir).values())
 
 
 def test_a_killed_worker_is_replaced_and_every_episode_counts_once(cluster, local_run, tmp_path):
