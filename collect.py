@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import warnings
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
@@ -23,6 +24,9 @@ import numpy as np
 from tqdm import tqdm
 
 from polyact.data import DatasetWriter, Episode
+from polyact.data.codecs import DEFAULT_IMAGE_QUALITY
+from polyact.data.format import DEFAULT_DEPTH_STORAGE, DEFAULT_IMAGE_COMPRESSION
+from polyact.data.validate import check_storage
 from polyact.envs.catalog import resolve_tasks
 from polyact.envs.config import EVAL_SEED_BASE, EnvConfig
 from polyact.envs.registry import Expert, make_env, make_expert, suite
@@ -88,6 +92,10 @@ class CollectConfig:
     runner: str = "local"  # local: worker processes here; ray: Ray tasks on a cluster (docs/eval.md)
     ray_address: str = ""  # runner=ray: HOST:PORT of `ray start --head`, or auto; '' = a new local cluster
     ray_retries: int = 3  # runner=ray: times one attempt is run again after its worker was lost
+    # How a new dataset stores its frames (docs/storage.md); a dataset being extended keeps its own.
+    image_compression: str = DEFAULT_IMAGE_COMPRESSION  # none | gzip | lz4 | zstd (lossless) | webp | jpeg (lossy)
+    image_quality: int = DEFAULT_IMAGE_QUALITY  # 1-100, of webp and jpeg
+    depth_storage: str = DEFAULT_DEPTH_STORAGE  # float32 (metres) | uint16_mm
 
     def __post_init__(self) -> None:
         if self.episodes_per_task < 1:
@@ -101,6 +109,11 @@ class CollectConfig:
         if self.max_attempts_per_task < 0:
             raise ConfigError(f"max_attempts_per_task must be >= 0, got {self.max_attempts_per_task}")
         check_runner(self.runner, self.ray_address, self.ray_retries)
+        self.storage()
+
+    def storage(self) -> dict[str, Any]:
+        """The storage settings as DatasetWriter.create takes them and a dataset reports them."""
+        return check_storage(self.image_compression, self.depth_storage, self.image_quality)
 
     @property
     def attempts_limit(self) -> int:
@@ -226,15 +239,17 @@ def _open_or_create(cfg: CollectConfig, tasks: tuple[str, ...]) -> DatasetWriter
                 f"{path} was collected with settings {recorded}, but this command asks for {cfg.identity()}; "
                 "run it with the same settings to resume or extend it, or choose another `out`"
             )
+        if writer.storage != cfg.storage():
+            warnings.warn(
+                f"{path} stores frames with {writer.storage}; the episodes this command adds are stored the same "
+                f"way, not with {cfg.storage()} (polyact data convert rewrites a dataset)",
+                stacklevel=2,
+            )
         return writer
     probe = make_env(tasks[0], cfg.env)
     spec = replace(probe.contract, tasks=tasks)
     probe.close()
-    return DatasetWriter.for_spec(
-        path,
-        spec,
-        metadata={"collection": cfg.identity()},
-    )
+    return DatasetWriter.for_spec(path, spec, metadata={"collection": cfg.identity()}, **cfg.storage())
 
 
 def _resume_state(cfg: CollectConfig, tasks: tuple[str, ...], episodes: list[Any]) -> dict[str, TaskProgress]:

@@ -14,7 +14,7 @@ from typing import Any
 
 from polyact.atomic import write_json_atomic
 from polyact.contract import EnvSpec, FeatureSpec
-from polyact.data.codecs import DEFAULT_IMAGE_QUALITY
+from polyact.data.codecs import DEFAULT_IMAGE_QUALITY, LOSSY_COMPRESSIONS
 from polyact.data.format import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -50,6 +50,12 @@ class Manifest:
     created_by: str = field(default_factory=_created_by)
     created_at: str = field(default_factory=lambda: datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"))
     format_version: int = FORMAT_VERSION
+
+    @property
+    def storage(self) -> dict[str, Any]:
+        """image_compression and depth_storage, and image_quality where the compression is lossy."""
+        quality = {"image_quality": self.image_quality} if self.image_compression in LOSSY_COMPRESSIONS else {}
+        return {"image_compression": self.image_compression, "depth_storage": self.depth_storage, **quality}
 
     def to_dict(self) -> dict[str, Any]:
         return {

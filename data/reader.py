@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 
 from polyact.contract import EnvSpec, FeatureSpec
-from polyact.data.codecs import CODEC_ATTR, LOSSY_COMPRESSIONS, offsets_path
+from polyact.data.codecs import CODEC_ATTR, offsets_path
 from polyact.data.episode import Episode
 from polyact.data.format import (
     ACTION,
@@ -147,9 +147,7 @@ class EpisodeDataset:
     def storage(self) -> dict[str, str]:
         """How the writer stored the frames: image_compression and depth_storage, and image_quality where the
         compression is lossy (docs/storage.md)."""
-        m = self._manifest
-        quality = {"image_quality": m.image_quality} if m.image_compression in LOSSY_COMPRESSIONS else {}
-        return {"image_compression": m.image_compression, "depth_storage": m.depth_storage, **quality}
+        return self._manifest.storage
 
     @property
     def metadata(self) -> dict[str, Any]:

@@ -14,18 +14,17 @@ from typing import Any
 
 from tqdm import tqdm
 
-from polyact.data.codecs import DEFAULT_IMAGE_QUALITY, LOSSY_COMPRESSIONS, check_quality
+from polyact.data.codecs import DEFAULT_IMAGE_QUALITY
 from polyact.data.episode import Episode
 from polyact.data.format import (
     DEFAULT_DEPTH_STORAGE,
     DEFAULT_IMAGE_COMPRESSION,
-    DEPTH_STORAGES,
-    IMAGE_COMPRESSIONS,
     MANIFEST_NAME,
 )
 from polyact.data.reader import EpisodeDataset
+from polyact.data.validate import check_storage
 from polyact.data.writer import DatasetWriter
-from polyact.errors import ConfigError, DatasetError, unknown_name
+from polyact.errors import ConfigError, DatasetError
 
 
 @dataclass
@@ -49,17 +48,11 @@ class ConvertConfig:
             raise ConfigError("polyact data convert needs src=DATASET and out=NEW_DIRECTORY")
         if Path(self.src).resolve() == Path(self.out).resolve():
             raise ConfigError(f"out must be a new directory, not the source {self.src}")
-        if self.image_compression not in IMAGE_COMPRESSIONS:
-            raise unknown_name("image compression", self.image_compression, IMAGE_COMPRESSIONS)
-        if self.depth_storage not in DEPTH_STORAGES:
-            raise unknown_name("depth storage", self.depth_storage, DEPTH_STORAGES)
-        check_quality(self.image_quality)
+        self.storage()
 
     def storage(self) -> dict[str, Any]:
         """The settings as DatasetWriter.create takes them; quality only where a lossy codec uses it."""
-        lossy = self.image_compression in LOSSY_COMPRESSIONS
-        quality = {"image_quality": self.image_quality} if lossy else {}
-        return {"image_compression": self.image_compression, "depth_storage": self.depth_storage, **quality}
+        return check_storage(self.image_compression, self.depth_storage, self.image_quality)
 
 
 def convert(cfg: ConvertConfig) -> Path:

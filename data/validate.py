@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from polyact.contract import EnvSpec, FeatureSpec
+from polyact.data.codecs import LOSSY_COMPRESSIONS, check_quality
 from polyact.data.episode import Episode
 from polyact.data.format import (
     ACTION,
@@ -69,6 +70,18 @@ def check_schema(
         json.dumps({"tasks": tasks, "metadata": metadata}, allow_nan=False)
     except (TypeError, ValueError) as e:
         raise DatasetError(f"tasks and metadata must be JSON-serialisable: {e}") from e
+
+
+def check_storage(image_compression: str, depth_storage: str, image_quality: Any) -> dict[str, Any]:
+    """The storage settings as DatasetWriter.create takes them and datasets report them (image_quality only
+    where a lossy codec uses it); UnknownNameError or ConfigError naming the valid values otherwise."""
+    if image_compression not in IMAGE_COMPRESSIONS:
+        raise unknown_name("image compression", image_compression, IMAGE_COMPRESSIONS)
+    if depth_storage not in DEPTH_STORAGES:
+        raise unknown_name("depth storage", depth_storage, DEPTH_STORAGES)
+    lossy = image_compression in LOSSY_COMPRESSIONS
+    quality = {"image_quality": check_quality(image_quality)} if lossy else {}
+    return {"image_compression": image_compression, "depth_storage": depth_storage, **quality}
 
 
 def check_episode(episode: Episode, manifest: Manifest) -> dict[str, np.ndarray]:

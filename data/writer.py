@@ -188,6 +188,11 @@ class DatasetWriter:
         return self._manifest.metadata
 
     @property
+    def storage(self) -> dict[str, Any]:
+        """How frames are stored, as `create` took it (an appended episode is stored the same way)."""
+        return self._manifest.storage
+
+    @property
     def env_spec(self) -> EnvSpec | None:
         """The contract the dataset records (None for a dataset made without one)."""
         return self._manifest.env_spec

@@ -17,6 +17,7 @@ import pytest
 from polyact.cli import main
 from polyact.collect import CollectConfig, collect, record_episode
 from polyact.data import EpisodeDataset
+from polyact.data.codecs import decode_frames, encode_frames
 from polyact.envs.config import EVAL_SEED_BASE, EnvConfig
 from polyact.envs.registry import make_env, make_expert
 from polyact.errors import ConfigError
@@ -126,6 +127,44 @@ def test_resuming_with_other_settings_is_refused(tmp_path):
         _open_or_create(other, ("reach-v3",))
 
 
+@pytest.mark.slow
+def test_collect_writes_the_storage_settings_it_is_given(tmp_path):
+    """The same seeds collected twice, raw and as JPEG frames: only the images differ, within the error."""
+    base = [*SMALL, "env.tasks=reach-v3", "episodes_per_task=2"]
+    assert main(["collect", *base, f"out={tmp_path / 'raw'}", "image_compression=none"]) == 0
+    assert main(["collect", *base, f"out={tmp_path / 'jpeg'}", "image_compression=jpeg", "image_quality=90"]) == 0
+    raw, lossy = EpisodeDataset(tmp_path / "raw"), EpisodeDataset(tmp_path / "jpeg")
+    assert lossy.storage == {"image_compression": "jpeg", "depth_storage": "float32", "image_quality": 90}
+    assert lossy.format_version == 3 and raw.storage["image_compression"] == "none"
+    assert [(e.task, e.seed) for e in lossy.episodes] == [(e.task, e.seed) for e in raw.episodes]
+    for index in range(len(raw)):
+        want, got = raw.load_episode(index), lossy.load_episode(index)
+        np.testing.assert_array_equal(got.actions, want.actions)
+        np.testing.assert_array_equal(got.observations["depth/corner"], want.observations["depth/corner"])
+        frames = want.observations["rgb/corner"]
+        data, offsets, header = encode_frames(frames, "jpeg", 90)  # what the settings asked for, exactly
+        np.testing.assert_array_equal(
+            got.observations["rgb/corner"], decode_frames(data, offsets, frames.shape[1:], "jpeg", header)
+        )
+        assert not np.array_equal(got.observations["rgb/corner"], frames)
+    assert sum(f.stat().st_size for f in (tmp_path / "jpeg" / "episodes").iterdir()) < sum(
+        f.stat().st_size for f in (tmp_path / "raw" / "episodes").iterdir()
+    )
+
+
+def test_extending_a_dataset_keeps_its_storage_and_says_so(tmp_path):
+    from polyact.collect import _open_or_create
+
+    env = EnvConfig(tasks="reach-v3", height=16, width=16)
+    first = CollectConfig(out=str(tmp_path / "ds"), env=env, episodes_per_task=1, image_compression="lz4")
+    _open_or_create(first, ("reach-v3",)).close()
+    other = CollectConfig(out=str(tmp_path / "ds"), env=env, episodes_per_task=1, image_compression="jpeg")
+    with pytest.warns(UserWarning, match="stores frames with .*lz4.* not with .*jpeg"):
+        writer = _open_or_create(other, ("reach-v3",))
+    assert writer.storage == {"image_compression": "lz4", "depth_storage": "float32"}
+    writer.close()
+
+
 def test_bad_collect_config_fails_before_anything_runs(tmp_path, capsys):
     out = tmp_path / "never"
     assert main(["collect", "episodes_per_tsk=3", f"out={out}"]) == 2
@@ -137,6 +176,10 @@ def test_bad_collect_config_fails_before_anything_runs(tmp_path, capsys):
     assert "'episodes_per_task'" in capsys.readouterr().err
     assert main(["collect", f"seed={EVAL_SEED_BASE}", f"out={out}"]) == 2
     assert "kept for evaluation" in capsys.readouterr().err
+    assert main(["collect", "image_compression=avif", f"out={out}"]) == 2
+    assert "unknown image compression 'avif'" in capsys.readouterr().err
+    assert main(["collect", "image_compression=jpeg", "image_quality=0", f"out={out}"]) == 2
+    assert "image_quality must be an integer from 1 to 100" in capsys.readouterr().err
     assert not out.exists()
 
 
