@@ -1,6 +1,7 @@
 """`polyact data export-lerobot`: a polyact dataset written as a LeRobot v3 dataset (data/lerobot_layout.py).
 
-    rgb/<camera>      -> observation.images.<camera>, video (AV1 by default, as LeRobot records)
+    rgb/<camera>      -> observation.images.<camera>, video (AV1 by default, as LeRobot records), or with
+                         cameras=image PNG bytes in the data files (LeRobot's use_videos=False): lossless
     state             -> observation.state, float32 with the spec's state names
     action            -> action, float32 with the spec's action names
     goal              -> observation.environment_state, float32 with the spec's goal names
@@ -16,6 +17,7 @@ info.json is written last: a dataset without it is an export that did not finish
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +26,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from PIL import Image
 
 from polyact.data.lerobot_layout import (
     CHUNKS_SIZE,
@@ -39,10 +42,10 @@ from polyact.data.lerobot_layout import (
     write_parquet,
     write_tasks,
 )
-from polyact.data.lerobot_mapping import ACTION_KEY, CAMERA_PREFIX, GOAL_KEY, STATE_KEY
+from polyact.data.lerobot_mapping import ACTION_KEY, CAMERA_DTYPES, CAMERA_PREFIX, GOAL_KEY, STATE_KEY
 from polyact.data.lerobot_video import DEFAULT_CODEC, DEFAULT_CRF, DEFAULT_GOP, VideoWriter, video_info
 from polyact.data.reader import EpisodeDataset
-from polyact.errors import ConfigError, DatasetError
+from polyact.errors import ConfigError, DatasetError, unknown_name
 
 MB = 1 << 20
 REWARD_KEY, SUCCESS_KEY = "next.reward", "next.success"
@@ -50,12 +53,14 @@ REWARD_KEY, SUCCESS_KEY = "next.reward", "next.success"
 
 @dataclass
 class LeRobotExportConfig:
-    """`polyact data export-lerobot src=POLYACT_DIR out=NEW_DIR [codec=libsvtav1] [crf=30] [gop=2]`: a polyact
-    dataset -> a LeRobot v3 dataset. Cameras become videos encoded with `codec` at constant rate factor
-    `crf` and a keyframe every `gop` frames (LeRobot's defaults); lower crf keeps more detail."""
+    """`polyact data export-lerobot src=POLYACT_DIR out=NEW_DIR [cameras=video] [codec=libsvtav1] [crf=30]
+    [gop=2]`: a polyact dataset -> a LeRobot v3 dataset. With cameras=video, cameras become videos encoded
+    with `codec` at constant rate factor `crf` and a keyframe every `gop` frames (LeRobot's defaults; lower
+    crf keeps more detail); with cameras=image, PNG frames in the data files: exact, and larger."""
 
     src: str = ""
     out: str = ""
+    cameras: str = "video"
     codec: str = DEFAULT_CODEC
     crf: int = DEFAULT_CRF
     gop: int = DEFAULT_GOP
@@ -63,6 +68,8 @@ class LeRobotExportConfig:
     def __post_init__(self) -> None:
         if self.gop < 1 or not 0 <= self.crf <= 63:
             raise ConfigError(f"gop must be >= 1 and crf in 0..63, got gop={self.gop} crf={self.crf}")
+        if self.cameras not in CAMERA_DTYPES:
+            raise unknown_name("camera storage", self.cameras, CAMERA_DTYPES)
 
 
 class _RollingVideo:
@@ -101,10 +108,24 @@ def _vectors(values: np.ndarray) -> pa.FixedSizeListArray:
     return pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1), pa.float32()), values.shape[1])
 
 
-def _frame_table(episode: Any, index: int, first: int, task_index: int, fps: float) -> pa.Table:
-    """The data-file rows of one episode (LeRobot's frame columns, state, action, goal, reward, success)."""
+def _pngs(frames: np.ndarray) -> pa.StructArray:
+    """(T, H, W, 3) uint8 frames as LeRobot's image feature stores them: PNG bytes (and no path) per frame."""
+    encoded = []
+    for frame in frames:
+        buffer = io.BytesIO()
+        Image.fromarray(frame).save(buffer, format="PNG")
+        encoded.append(buffer.getvalue())
+    return pa.StructArray.from_arrays(
+        [pa.array(encoded, pa.binary()), pa.nulls(len(encoded), pa.string())], names=["bytes", "path"]
+    )
+
+
+def _frame_table(episode: Any, index: int, first: int, task_index: int, fps: float, images: list[str]) -> pa.Table:
+    """The data-file rows of one episode (LeRobot's frame columns, state, action, goal, reward, success, and
+    the `images` cameras' PNG frames)."""
     length = episode.length
     columns = {
+        **{CAMERA_PREFIX + cam: _pngs(episode.observations[f"rgb/{cam}"]) for cam in images},
         STATE_KEY: _vectors(episode.observations["state"]),
         ACTION_KEY: _vectors(episode.actions),
         **({GOAL_KEY: _vectors(episode.observations["goal"])} if "goal" in episode.observations else {}),
@@ -119,15 +140,15 @@ def _frame_table(episode: Any, index: int, first: int, task_index: int, fps: flo
     return pa.table(columns)
 
 
-def _features(ds: EpisodeDataset, cams: list[str]) -> dict[str, dict[str, Any]]:
-    """info.json's features: cameras as videos (their `info` added once the first file exists)."""
+def _features(ds: EpisodeDataset, cams: list[str], dtype: str) -> dict[str, dict[str, Any]]:
+    """info.json's features: cameras as `dtype` (a video's `info` is added once its first file exists)."""
     spec = ds.env_spec
     state_dim, action_dim = ds.features["state"].shape[0], ds.action_feature.shape[0]
     state_names = list(spec.state_names) if spec else [f"state_{i}" for i in range(state_dim)]
     action_names = list(spec.action.names) if spec else [f"action_{i}" for i in range(action_dim)]
     features: dict[str, dict[str, Any]] = {
         CAMERA_PREFIX + cam: {
-            "dtype": "video",
+            "dtype": dtype,
             "shape": list(ds.features[f"rgb/{cam}"].shape),
             "names": ["height", "width", "channels"],
         }
@@ -188,7 +209,7 @@ class _RollingData:
             self.writer.close()
 
 
-def _info(ds: EpisodeDataset, features: dict[str, Any], frames: int, tasks: int) -> dict[str, Any]:
+def _info(ds: EpisodeDataset, features: dict[str, Any], frames: int, tasks: int, videos: bool) -> dict[str, Any]:
     fps = ds.fps
     return {
         "codebase_version": CODEBASE_VERSION,
@@ -202,7 +223,7 @@ def _info(ds: EpisodeDataset, features: dict[str, Any], frames: int, tasks: int)
         "fps": int(fps) if float(fps).is_integer() else fps,
         "splits": {"train": f"0:{len(ds)}"},
         "data_path": DATA_PATH,
-        "video_path": VIDEO_PATH,
+        "video_path": VIDEO_PATH if videos else None,
         "features": features,
     }
 
@@ -219,7 +240,12 @@ def run(cfg: LeRobotExportConfig) -> Path:
         if len(ds) == 0 or "state" not in ds.features:
             raise DatasetError(f"{cfg.src}: LeRobot export needs episodes with a state; it has {len(ds)} episodes")
         cams = [k.removeprefix("rgb/") for k in ds.features if k.startswith("rgb/")]
-        videos = {c: _RollingVideo(root, CAMERA_PREFIX + c, ds.fps, ds.features[f"rgb/{c}"].shape, cfg) for c in cams}
+        as_video = cfg.cameras == "video"
+        videos = {
+            c: _RollingVideo(root, CAMERA_PREFIX + c, ds.fps, ds.features[f"rgb/{c}"].shape, cfg)
+            for c in (cams if as_video else [])
+        }
+        images = [] if as_video else cams
         data = _RollingData(root)
         instructions = list(dict.fromkeys(record.instruction for record in ds.episodes))
         rows, first = [], 0
@@ -227,7 +253,7 @@ def run(cfg: LeRobotExportConfig) -> Path:
             episode = ds.load_episode(index)
             task_index = instructions.index(episode.instruction)
             row = {"episode_index": index, "tasks": [episode.instruction], "length": episode.length}
-            row.update(data.add(_frame_table(episode, index, first, task_index, ds.fps)))
+            row.update(data.add(_frame_table(episode, index, first, task_index, ds.fps, images)))
             row.update(dataset_from_index=first, dataset_to_index=first + episode.length)
             for cam, video in videos.items():
                 row.update(video.add(episode.observations[f"rgb/{cam}"]))
@@ -243,9 +269,10 @@ def run(cfg: LeRobotExportConfig) -> Path:
         write_parquet(root / EPISODES_PATH.format(**chunk_file(0)), pa.Table.from_pylist(rows))
         write_tasks(root, instructions)
         (root / STATS_PATH).write_text(json.dumps(_stats(ds, cams), indent=2))
-        features = _features(ds, cams)
+        features = _features(ds, cams, cfg.cameras)
         for cam, video in videos.items():
             features[CAMERA_PREFIX + cam]["info"] = video_info(video.first_file)
-        (root / INFO_PATH).write_text(json.dumps(_info(ds, features, first, len(instructions)), indent=4))
+        info = _info(ds, features, first, len(instructions), as_video)
+        (root / INFO_PATH).write_text(json.dumps(info, indent=4))
     print(f"{root}: {len(rows)} episodes, {first} frames, {len(instructions)} tasks, cameras {cams}")
     return root

@@ -4,7 +4,8 @@ Frames are read with pyarrow and videos with PyAV (no `lerobot` package: it pins
 LeRobot episode becomes one polyact episode, written as soon as it is read (memory holds one episode):
 
     cameras       each mapped video feature -> rgb/<camera>: the frame shown at from_timestamp + timestamp
-                  in the episode's video file, as PyAV decodes it to RGB
+                  in the episode's video file, as PyAV decodes it to RGB; each mapped image feature (PNG
+                  bytes in the data files, LeRobot's use_videos=False) -> rgb/<camera>, the PNG's pixels
     state         observation.state (or the mapped feature) -> state, float32, values unchanged
     action        action (or the mapped feature) -> action, float32, values unchanged
     goal          observation.environment_state (or the mapped feature), where there is one -> goal
@@ -21,6 +22,7 @@ episodes metadata, which are read back. docs/lerobot.md says what is and is not 
 from __future__ import annotations
 
 import dataclasses
+import io
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +32,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from PIL import Image
 
 from polyact.data.episode import Episode
 from polyact.data.lerobot_layout import FRAME_COLUMNS, check_layout, load_info, read_episodes, read_tasks
@@ -65,11 +68,13 @@ class LeRobotSource:
         self.mapping: FeatureMapping = load_mapping(mapping_file, self.features, str(root))
         self.tasks = read_tasks(root)
         self.episodes = read_episodes(root)
-        check_layout(root, self.info, self.episodes, list(self.mapping.cameras.values()))
+        self.video_keys = [k for k in self.mapping.cameras.values() if self.features[k]["dtype"] == "video"]
+        check_layout(root, self.info, self.episodes, self.video_keys)
         optional = [k for k in (REWARD_KEY, SUCCESS_KEY) if k in self.features]
         vectors = [self.mapping.state, self.mapping.action, *([self.mapping.goal] if self.mapping.goal else [])]
         self.frames = self._read_frames([*FRAME_COLUMNS, *vectors, *optional])
         self._videos: dict[tuple[str, Path], VideoReader] = {}
+        self._pictures: dict[str, ImageColumn] = {}  # per image camera: the data file read last
 
     def _read_frames(self, columns: list[str]) -> pa.Table:
         """The frame columns of every data file the episodes name, in `index` order."""
@@ -131,6 +136,8 @@ class LeRobotSource:
         """(T, H, W, 3) uint8 frames of `camera` at the episode's `timestamps`."""
         key = self.mapping.cameras[camera]
         row = self.episodes[episode]
+        if key not in self.video_keys:
+            return self._pngs(row, key, camera)
         where = {"chunk_index": row[f"videos/{key}/chunk_index"], "file_index": row[f"videos/{key}/file_index"]}
         path = self.root / self.info["video_path"].format(video_key=key, **where)
         if (key, path) not in self._videos:
@@ -138,6 +145,16 @@ class LeRobotSource:
                 self._videos.pop(old).close()
             self._videos[key, path] = VideoReader(path, self.fps)
         return self._videos[key, path].frames_at(row[f"videos/{key}/from_timestamp"] + timestamps)
+
+    def _pngs(self, row: dict[str, Any], key: str, camera: str) -> np.ndarray:
+        """An image feature's frames of the episode in `row`: decoded from its data file's PNG bytes."""
+        path = self.root / self.info["data_path"].format(
+            chunk_index=row["data/chunk_index"], file_index=row["data/file_index"]
+        )
+        if key not in self._pictures or self._pictures[key].path != path:
+            self._pictures[key] = ImageColumn(path, key)
+        shape = (*self.camera_shape(camera), 3)
+        return self._pictures[key].frames(row["dataset_from_index"], row["dataset_to_index"], shape)
 
     def camera_shape(self, camera: str) -> tuple[int, int]:
         """(height, width) of a camera, from its feature's shape and axis names."""
@@ -149,6 +166,47 @@ class LeRobotSource:
     def close(self) -> None:
         for reader in self._videos.values():
             reader.close()
+
+
+class ImageColumn:
+    """One image feature of one data file: a struct of PNG `bytes` (and a `path`) per frame, as Hugging Face
+    `datasets` stores an Image, decoded a frame range at a time."""
+
+    def __init__(self, path: Path, key: str):
+        self.path, self.key = path, key
+        try:
+            table = pq.read_table(path, columns=["index", key])
+        except (pa.ArrowInvalid, KeyError) as e:
+            raise DatasetError(f"{path}: cannot read the image column {key!r}: {e}") from e
+        column = table.column(key)
+        if not pa.types.is_struct(column.type) or column.type.get_field_index("bytes") < 0:
+            raise DatasetError(f"{path}: image column {key!r} is {column.type}; LeRobot stores struct<bytes, path>")
+        self.row_of = {int(i): r for r, i in enumerate(table.column("index").to_numpy())}  # frame index -> row
+        self.pngs = pc.struct_field(column, "bytes")
+
+    def frames(self, first: int, end: int, shape: tuple[int, ...]) -> np.ndarray:
+        """(end - first, *shape) uint8: the frames of rows whose `index` is first .. end-1, in that order."""
+        out = np.empty((end - first, *shape), np.uint8)
+        for t in range(end - first):
+            if first + t not in self.row_of:
+                raise DatasetError(f"{self.path}: frame {first + t} has no row, so no {self.key!r} image")
+            data = self.pngs[self.row_of[first + t]].as_py()
+            if data is None:
+                raise DatasetError(f"{self.path}: frame {first + t}'s {self.key!r} has no embedded image bytes")
+            out[t] = _decode_image(data, shape, f"{self.path}: frame {first + t}'s {self.key!r}")
+        return out
+
+
+def _decode_image(data: bytes, shape: tuple[int, ...], where: str) -> np.ndarray:
+    """An embedded image's RGB pixels, refused unless they are `shape` (H, W, 3)."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            pixels = np.asarray(image.convert("RGB"))
+    except OSError as e:
+        raise DatasetError(f"{where} is not a readable image: {e}") from e
+    if pixels.shape != shape:
+        raise DatasetError(f"{where} is {list(pixels.shape)}, info.json says {list(shape)}")
+    return pixels
 
 
 def _scalars(rows: pa.Table, key: str) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 A mapping file (YAML, or JSON, which YAML reads too) names what differs from the defaults:
 
-    cameras:                       # polyact camera name: LeRobot video feature
+    cameras:                       # polyact camera name: LeRobot video or image feature
       front: observation.images.top
       wrist: observation.images.hand
     state: observation.state       # a float vector feature
@@ -11,9 +11,10 @@ A mapping file (YAML, or JSON, which YAML reads too) names what differs from the
     tasks:                         # LeRobot task string: polyact task name (default: the string itself)
       "pick up the red cube": pick_cube
 
-Defaults: every video feature is a camera, named after what follows `observation.images.` (dots become
-underscores); `observation.state` is the state, `action` the action, and `observation.environment_state`
-(where there is one) the goal: what success depends on that the cameras do not show (polyact.contract).
+Defaults: every video or image feature (PNG frames in the parquet files, LeRobot's `use_videos=False`) is
+a camera, named after what follows `observation.images.` (dots become underscores); `observation.state` is
+the state, `action` the action, and `observation.environment_state` (where there is one) the goal: what
+success depends on that the cameras do not show (polyact.contract).
 """
 
 from __future__ import annotations
@@ -31,11 +32,12 @@ STATE_KEY = "observation.state"
 ACTION_KEY = "action"
 GOAL_KEY = "observation.environment_state"
 MAPPING_KEYS = ("cameras", "state", "action", "goal", "tasks")
+CAMERA_DTYPES = ("video", "image")  # frames in mp4 files, or PNG bytes in the data files
 
 
 @dataclass(frozen=True)
 class FeatureMapping:
-    cameras: dict[str, str]  # polyact camera name -> LeRobot video feature
+    cameras: dict[str, str]  # polyact camera name -> LeRobot video or image feature
     state: str = STATE_KEY
     action: str = ACTION_KEY
     goal: str = ""  # empty: no goal
@@ -66,7 +68,7 @@ def load_mapping(path: str, features: dict[str, dict[str, Any]], source: str) ->
         for key in ("cameras", "tasks"):
             if not isinstance(given.get(key, {}), dict):
                 raise ConfigError(f"{path}: {key} maps names to names, e.g. {{front: observation.images.top}}")
-    videos = [k for k, f in features.items() if f.get("dtype") == "video"]
+    videos = [k for k, f in features.items() if f.get("dtype") in CAMERA_DTYPES]
     mapping = FeatureMapping(
         cameras={str(k): str(v) for k, v in given["cameras"].items()}
         if "cameras" in given
@@ -86,10 +88,14 @@ def load_mapping(path: str, features: dict[str, dict[str, Any]], source: str) ->
                 f"its features: {sorted(features)}"
             )
         dtype, shape = features[key].get("dtype"), list(features[key].get("shape", []))
-        if role.startswith("camera") and dtype != "video":
-            raise DatasetError(f"{source}: camera feature {key!r} is {dtype!r}; cameras are read from 'video' features")
+        if role.startswith("camera") and dtype not in CAMERA_DTYPES:
+            raise DatasetError(
+                f"{source}: camera feature {key!r} is {dtype!r}; cameras are read from {list(CAMERA_DTYPES)} features"
+            )
         if not role.startswith("camera") and (not str(dtype).startswith("float") or len(shape) != 1):
             raise DatasetError(f"{source}: the {role} feature {key!r} is {dtype}{shape}; it must be a float vector")
     if not mapping.cameras:
-        raise DatasetError(f"{source} has no video feature to take as a camera; its features: {sorted(features)}")
+        raise DatasetError(
+            f"{source} has no video or image feature to take as a camera; its features: {sorted(features)}"
+        )
     return mapping

@@ -21,7 +21,7 @@ from polyact.data.lerobot_export import run as export
 from polyact.data.lerobot_import import LeRobotImportConfig
 from polyact.data.lerobot_import import run as import_
 from polyact.data.synthetic import synthetic_env_spec, synthetic_episode
-from polyact.errors import DatasetError
+from polyact.errors import DatasetError, UnknownNameError
 
 FIXTURE = Path(__file__).parent / "fixtures" / "lerobot_v3" / "dataset"
 CAMERAS = ("front", "wrist")  # the fixture's
@@ -197,6 +197,31 @@ def test_export_then_import_keeps_every_value(tmp_path: Path) -> None:
     errors = np.concatenate(errors)
     assert errors.mean() <= MEAN_ERROR_BOUND and errors.max() <= FRAME_MEAN_ERROR_BOUND, errors
     assert not any(k.startswith(("depth/", "intrinsics/", "extrinsics/")) for k in back.features)
+
+
+def test_export_with_image_cameras_round_trips_every_value_exactly(tmp_path: Path) -> None:
+    """cameras=image writes LeRobot's `image` features, PNG bytes in the data files: lossless, no videos."""
+    source = EpisodeDataset(polyact_dataset(tmp_path / "polyact"))
+    export(LeRobotExportConfig(src=str(source.path), out=str(tmp_path / "lerobot"), cameras="image"))
+    root = tmp_path / "lerobot"
+    info = json.loads((root / "meta" / "info.json").read_text())
+    assert not (root / "videos").exists() and info["video_path"] is None
+    frames = parquet_rows(root / "data" / "chunk-000" / "file-000.parquet")
+    for cam in CAMERAS_EXPORTED:
+        key = f"observation.images.{cam}"
+        assert info["features"][key]["dtype"] == "image" and info["features"][key]["shape"] == [48, 64, 3]
+        first = frames[0][key]
+        assert first["bytes"].startswith(b"\x89PNG") and first["path"] is None  # as `datasets` embeds an Image
+    back = EpisodeDataset(import_(LeRobotImportConfig(src=str(root), out=str(tmp_path / "back"))))
+    assert sorted(back.features) == sorted(k for k in source.features if k.startswith("rgb/") or k in ("state", "goal"))
+    for e in range(len(source)):
+        before, after = source.load_episode(e), back.load_episode(e)
+        for key, values in after.observations.items():
+            np.testing.assert_array_equal(values, before.observations[key], err_msg=key)
+        for name in ("actions", "rewards", "successes"):
+            np.testing.assert_array_equal(getattr(after, name), getattr(before, name))
+    with pytest.raises(UnknownNameError, match="unknown camera storage 'png'.*image"):
+        LeRobotExportConfig(src=str(source.path), out=str(tmp_path / "x"), cameras="png")
 
 
 def broken_copy(tmp_path: Path, change) -> Path:
