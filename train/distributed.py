@@ -53,7 +53,8 @@ def teardown(d: Dist) -> None:
 
 
 def wrap(model: nn.Module, d: Dist, sharding: str) -> nn.Module:
-    """The model as the optimiser should see it: DDP, FSDP (fully_shard per trunk block), or itself."""
+    """The model as the optimiser should see it: DDP, FSDP (fully_shard per unit: the policy's
+    `shard_units()` where it has them, a VLM's decoder layers; else each trunk block), or itself."""
     if not d.enabled:
         return model
     if sharding == "fsdp":
@@ -64,8 +65,10 @@ def wrap(model: nn.Module, d: Dist, sharding: str) -> nn.Module:
         if hasattr(model, "channels_last"):
             model.channels_last = False
 
-        for block in getattr(getattr(model, "trunk", None), "blocks", []):
-            fully_shard(block)
+        trunk_blocks = getattr(getattr(model, "trunk", None), "blocks", [])
+        units = model.shard_units() if hasattr(model, "shard_units") else trunk_blocks
+        for unit in units:
+            fully_shard(unit)
         fully_shard(model)
         return model
     return nn.parallel.DistributedDataParallel(model, device_ids=[d.local_rank] if d.device.type == "cuda" else None)

@@ -81,16 +81,18 @@ def _module_name(model: nn.Module, module: nn.Module) -> str:
 
 
 @torch.no_grad()
-def _extend_vocabulary(model: nn.Module, begin: int, end: int) -> None:
-    """Embedding rows for the new ids begin..end-1, initialised as SpatialVLA's pretraining initialises them
-    (train/spatialvla_pretrain.py): `resize_token_embeddings` (transformers' mean resizing, input rows drawn
-    from a Gaussian with the old rows' mean and covariance), then the language-model head's new rows set to
-    the mean of its old rows. SpatialVLA unties the head from the input embedding first; a tied model here
-    (PaliGemma, SmolVLM) keeps one matrix, whose new rows are then that mean in both roles."""
+def _extend_vocabulary(model: nn.Module, begin: int, end: int, init: bool) -> None:
+    """Embedding rows for the new ids begin..end-1 (a policy's saved weights fill them unless `init`),
+    initialised as SpatialVLA's pretraining initialises them (train/spatialvla_pretrain.py):
+    `resize_token_embeddings` (transformers' mean resizing, input rows drawn from a Gaussian with the old
+    rows' mean and covariance), then the language-model head's new rows set to the mean of its old rows.
+    SpatialVLA unties the head from the input embedding first; a tied model here (PaliGemma, SmolVLM) keeps
+    one matrix, whose new rows are then that mean in both roles."""
     if model.get_input_embeddings().num_embeddings < end:
-        model.resize_token_embeddings(end, mean_resizing=True)
-    head = model.get_output_embeddings().weight
-    head[begin:end] = head[:begin].mean(0)
+        model.resize_token_embeddings(end, mean_resizing=init)
+    if init:
+        head = model.get_output_embeddings().weight
+        head[begin:end] = head[:begin].mean(0)
 
 
 class _ActionIdsOnly:
@@ -160,17 +162,19 @@ class VLMBackbone(nn.Module):
         tokens = GridTokens(head, action_dim, ids[0])
         if ids != list(range(tokens.begin, tokens.end)):
             raise ConfigError(f"the grid's {len(names)} action tokens did not get consecutive ids in {self.files}")
-        if init:
-            _extend_vocabulary(model, tokens.begin, tokens.end)
-        elif model.get_input_embeddings().num_embeddings < tokens.end:
-            raise ConfigError(f"{self.files / 'config.json'} has fewer token embeddings than its {tokens.end} ids")
+        _extend_vocabulary(model, tokens.begin, tokens.end, init)
         tokens.rows = self._token_rows
         return tokens
+
+    @property
+    def lora(self) -> bool:
+        """The model is peft-wrapped: LoRA adapters, not yet merged."""
+        return self.cfg.finetune == "lora" and not self.merged
 
     def _token_rows(self) -> list[torch.Tensor]:
         """The grid tokens' embedding rows (count, D), each matrix once (tied input and output are one);
         with LoRA, peft's trainable copies of them."""
-        if self.cfg.finetune == "lora" and not self.merged:
+        if self.lora:
             from peft.tuners.trainable_tokens.layer import TrainableTokensLayer
 
             layers = [m for m in self.model.modules() if isinstance(m, TrainableTokensLayer)]
@@ -270,7 +274,7 @@ class VLMBackbone(nn.Module):
         """The base's config, tokenizer and preprocessor (small files, not weights), so the architecture and
         the tokenisation are rebuilt from the policy directory alone."""
         target.mkdir(parents=True, exist_ok=True)
-        base = self.model.get_base_model() if self.cfg.finetune == "lora" and not self.merged else self.model
+        base = self.model.get_base_model() if self.lora else self.model
         base.config.save_pretrained(target)
         self.tokenizer.save_pretrained(target)
         shutil.copyfile(self.files / PREPROCESSOR_FILE, target / PREPROCESSOR_FILE)

@@ -64,6 +64,10 @@ class VLMFamily(ABC):
     def vision_tower(self, model: nn.Module) -> nn.Module:
         """The image encoder that `finetune=frozen_vision` freezes."""
 
+    def decoder_layer_class(self, model: nn.Module) -> type[nn.Module]:
+        """The language model's decoder layer (GemmaDecoderLayer, LlamaDecoderLayer, ...): FSDP's unit."""
+        return type(model.get_decoder().layers[0])
+
     def _token(self, text: str) -> int:
         token = self.tokenizer.convert_tokens_to_ids(text)
         if token is None or token == self.tokenizer.unk_token_id:

@@ -76,6 +76,13 @@ class VLMPolicy(nn.Module):
         """Fold the LoRA adapters into the weights for inference; save the policy before, not after."""
         self.vlm.merge_lora()
 
+    def shard_units(self) -> list[nn.Module]:
+        """The modules FSDP shards one by one (train/distributed.py): every decoder layer of the language
+        model, found by the family's decoder layer class, so a layer's weights are gathered only for its turn."""
+        model = self.vlm.model
+        layer = self.vlm.family.decoder_layer_class(model.get_base_model() if self.vlm.lora else model)
+        return [m for m in model.modules() if isinstance(m, layer)]
+
     # --- inputs -------------------------------------------------------------------------------------
     def _get(self, batch: Mapping[str, Any], key: str) -> torch.Tensor:
         if key not in batch:
@@ -190,7 +197,7 @@ class VLMPolicy(nn.Module):
 
     @property
     def _lora(self) -> bool:
-        return self.config.vlm.finetune == "lora" and not self.vlm.merged
+        return self.vlm.lora
 
     def save_files(self, directory: Path, weights_file: str, metadata: dict[str, str]) -> dict[str, Any]:
         """Write the base's small files, the adapters and the policy's own tensors into `directory`; returns

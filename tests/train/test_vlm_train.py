@@ -1,0 +1,120 @@
+"""`polyact train` with the VLM backbone (policy.backbone=vlm) on a real Meta-World dataset: SpatialVLA's
+grid tokens under bf16, and FSDP over gloo with 2 processes, one shard unit per decoder layer, equal to
+one process. The base models are tiny random PaliGemma / Idefics3 models written here (policies/vlm/tiny.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from polyact.config import load_config
+from polyact.data import EpisodeDataset
+from polyact.data.windows import WindowDataset, collate_windows
+from polyact.policies import VLAPolicy
+from polyact.train import TrainConfig, train
+from polyact.train.checkpoint import latest_checkpoint
+from polyact.train.loop import observation_keys
+
+pytest.importorskip("transformers")
+pytest.importorskip("peft")
+
+OPENVLA = ["policy.head.name=uniform_bins", "policy.head.decoding=autoregressive"]
+
+
+@pytest.fixture(scope="module", params=["paligemma", "idefics3"])
+def vlm_base(request, metaworld_dataset, tmp_path_factory) -> tuple[str, Path]:
+    from polyact.policies.vlm.tiny import write_tiny_base
+
+    family = request.param
+    instructions = [i for per_task in EpisodeDataset(metaworld_dataset).tasks.values() for i in per_task]
+    return family, write_tiny_base(tmp_path_factory.mktemp(f"vlm_{family}"), family, instructions)
+
+
+def overrides(dataset: Path, out: Path, family: str, base: Path, *extra: str) -> list[str]:
+    return [
+        f"dataset={dataset}",
+        f"out={out}",
+        "policy.backbone=vlm",
+        f"policy.vlm.path={base}",
+        f"policy.vlm.family={family}",
+        "policy.chunk=2",
+        "policy.replan_every=1",
+        "batch_size=4",
+        "num_workers=0",
+        "progress=false",
+        "log_every=1",
+        "optim.warmup_steps=1",
+        "ema_decay=0",
+        *extra,
+    ]
+
+
+def losses(out: Path) -> dict[int, float]:
+    return {r["step"]: r["loss"] for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())}
+
+
+def test_grid_tokens_train_under_bf16_and_the_policy_acts(metaworld_dataset, vlm_base, tmp_path):
+    family, base = vlm_base
+    grid = ["policy.head.name=adaptive_grid", "policy.head.grid_translation=[4,4,2]", "policy.vlm.finetune=lora"]
+    cfg = load_config(
+        TrainConfig, overrides(metaworld_dataset, tmp_path, family, base, *grid, "precision=bf16", "steps=3")
+    )
+    final = train(cfg)
+    assert all(np.isfinite(list(losses(tmp_path).values())))
+    policy = VLAPolicy.from_pretrained(final)
+    assert bool(policy.head.grid.fitted)
+    dataset = EpisodeDataset(metaworld_dataset)
+    windows = WindowDataset(dataset, history=1, chunk=2, keys=observation_keys(policy, dataset))
+    batch = collate_windows([windows[i] for i in (0, 9)])
+    chunk = policy.predict_chunk(batch)
+    assert chunk.shape == (2, 2, 4) and np.isfinite(chunk).all()
+
+
+def test_the_shard_units_are_the_families_decoder_layers(vlm_base, metaworld_dataset, tmp_path):
+    family, base = vlm_base
+    cfg = load_config(TrainConfig, overrides(metaworld_dataset, tmp_path, family, base, *OPENVLA))
+    from polyact.policies import build_policy
+
+    dataset = EpisodeDataset(metaworld_dataset)
+    policy = build_policy(cfg.policy, dataset.env_spec, dataset.stats, ["reach"])
+    units = policy.shard_units()
+    expected = {"paligemma": "GemmaDecoderLayer", "idefics3": "LlamaDecoderLayer"}[family]
+    assert [type(u).__name__ for u in units] == [expected] * 2  # the tiny models' 2 decoder layers
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("finetune", ["full", "lora"])
+def test_one_fsdp_step_over_two_processes_equals_one_process(metaworld_dataset, vlm_base, tmp_path, finetune):
+    family, base = vlm_base
+    common = ["steps=1", f"policy.vlm.finetune={finetune}", "policy.head.name=adaptive_grid"]
+    common.append("policy.head.grid_translation=[4,4,2]")
+    single = tmp_path / "single"
+    train(load_config(TrainConfig, overrides(metaworld_dataset, single, family, base, *common)))
+    multi = tmp_path / "fsdp"
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "polyact.cli",
+        "train",
+        *overrides(metaworld_dataset, multi, family, base, *common, "sharding=fsdp"),
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=os.environ | {"OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    a = load_file(str(latest_checkpoint(single) / "weights.safetensors"))
+    b = load_file(str(latest_checkpoint(multi) / "weights.safetensors"))
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.allclose(a[key], b[key], rtol=1e-4, atol=1e-5), key
+    assert losses(single)[1] == pytest.approx(losses(multi)[1], rel=1e-5)
