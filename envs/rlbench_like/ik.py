@@ -16,6 +16,13 @@ import numpy as np
 
 from polyact.envs.rlbench_like.rotations import mat_to_quat, rotation_error
 
+# The solver's settings, shared with its JAX twin (mjx/kinematics.py) so both backends solve alike.
+DAMPING = 0.02
+POSTURE_GAIN = 0.05
+POS_TOL = 5e-4  # m
+ROT_TOL = 5e-3  # rad
+MAX_DQ = 0.5  # rad: the largest joint-space step of one iteration
+
 
 @dataclass(frozen=True)
 class IKResult:
@@ -34,8 +41,8 @@ class ArmIK:
         joints: tuple[str, ...],
         site: str,
         posture: np.ndarray,
-        damping: float = 0.02,
-        posture_gain: float = 0.05,
+        damping: float = DAMPING,
+        posture_gain: float = POSTURE_GAIN,
     ):
         self.model = model
         self.data = mujoco.MjData(model)
@@ -62,8 +69,8 @@ class ArmIK:
         quat: np.ndarray,
         seed: np.ndarray,
         max_iters: int = 50,
-        pos_tol: float = 5e-4,
-        rot_tol: float = 5e-3,
+        pos_tol: float = POS_TOL,
+        rot_tol: float = ROT_TOL,
     ) -> IKResult:
         """Joint positions that put the tcp at (pos, quat), starting from `seed` (the last command)."""
         q = np.clip(np.asarray(seed, dtype=np.float64), self.lower, self.upper)
@@ -81,8 +88,8 @@ class ArmIK:
             null = np.eye(len(q)) - jac.T @ np.linalg.solve(jjt, jac)
             dq += null @ (self._posture_gain * (self.posture - q))
             step = np.linalg.norm(dq)
-            if step > 0.5:
-                dq *= 0.5 / step
+            if step > MAX_DQ:
+                dq *= MAX_DQ / step
             q = np.clip(q + dq, self.lower, self.upper)
         cur_pos, cur_quat = self.fk(q)
         pos_err = float(np.linalg.norm(pos - cur_pos))
