@@ -24,6 +24,7 @@ from polyact.data.synthetic import synthetic_env_spec, synthetic_episode
 from polyact.errors import DatasetError, UnknownNameError
 
 FIXTURE = Path(__file__).parent / "fixtures" / "lerobot_v3" / "dataset"
+FIXTURE_IMAGES = FIXTURE.with_name("dataset_images")  # the same frames as `image` features (PNGs in the parquet)
 CAMERAS = ("front", "wrist")  # the fixture's
 CAMERAS_EXPORTED = ("corner", "wrist")  # polyact_dataset's
 # What AV1 at LeRobot's defaults (crf 30, 4:2:0 chroma) changes in polyact_dataset's render-like 48x64 frames,
@@ -69,6 +70,58 @@ def test_the_fixture_imports_as_its_parquet_and_videos_say(tmp_path: Path) -> No
         span = slice(rows[0]["index"], rows[-1]["index"] + 1)
         for cam in CAMERAS:
             np.testing.assert_array_equal(episode.observations[f"rgb/{cam}"], videos[cam][span])
+
+
+def drawn(height: int, width: int, episode: int, t: int) -> np.ndarray:
+    """The frame make_fixture.py drew for a camera of this size at step t of the episode."""
+    rows, cols = np.mgrid[0:height, 0:width]
+    pixels = np.stack([rows * 200 // height + 20, cols * 200 // width + 20, np.full_like(rows, 60 + 40 * episode)], -1)
+    left = (2 * t) % (width - 8)
+    pixels[8:16, left : left + 8] = (240, 230, 30)
+    return pixels.astype(np.uint8)
+
+
+def test_the_image_fixture_imports_the_frames_exactly(tmp_path: Path) -> None:
+    """LeRobot's `image` cameras (use_videos=False) are PNGs in the data files: the import is exact, and
+    everything else equals the video fixture's import (the same episodes, recorded the other way)."""
+    ds = EpisodeDataset(import_(LeRobotImportConfig(src=str(FIXTURE_IMAGES), out=str(tmp_path / "ds"))))
+    info = json.loads((FIXTURE_IMAGES / "meta" / "info.json").read_text())
+    assert info["video_path"] is None and not (FIXTURE_IMAGES / "videos").exists()
+    assert {info["features"][f"observation.images.{c}"]["dtype"] for c in CAMERAS} == {"image"}
+    videos = EpisodeDataset(import_(LeRobotImportConfig(src=str(FIXTURE), out=str(tmp_path / "videos"))))
+    assert sorted(ds.features) == sorted(videos.features) == ["rgb/front", "rgb/wrist", "state"]
+    assert ds.tasks == videos.tasks and ds.env_spec.state_names == videos.env_spec.state_names
+    for e in range(len(ds)):
+        episode, recorded = ds.load_episode(e), videos.load_episode(e)
+        assert (episode.task, episode.instruction, episode.length) == (
+            recorded.task,
+            recorded.instruction,
+            recorded.length,
+        )
+        np.testing.assert_array_equal(episode.observations["state"], recorded.observations["state"])
+        np.testing.assert_array_equal(episode.actions, recorded.actions)
+        for cam in CAMERAS:
+            frames = episode.observations[f"rgb/{cam}"]
+            want = np.stack([drawn(*frames.shape[1:3], e, t) for t in range(episode.length)])
+            np.testing.assert_array_equal(frames, want)  # PNG: every pixel as drawn
+            video_error = np.abs(recorded.observations[f"rgb/{cam}"].astype(int) - want).mean()
+            assert 0 < video_error <= FRAME_MEAN_ERROR_BOUND  # the same frames, changed by the video fixture's AV1
+
+
+def test_an_image_without_embedded_bytes_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "broken"
+    shutil.copytree(FIXTURE_IMAGES, root)
+    path = root / "data" / "chunk-000" / "file-000.parquet"
+    table = pq.read_table(path)
+    name = "observation.images.wrist"
+    column = table.column(name).combine_chunks()
+    pngs = column.field("bytes").to_pylist()
+    pngs[20] = None  # a frame of episode 1 that names a file instead of embedding it
+    emptied = pa.StructArray.from_arrays([pa.array(pngs, pa.binary()), column.field("path")], names=["bytes", "path"])
+    pq.write_table(table.set_column(table.column_names.index(name), name, emptied), path)
+    with pytest.raises(DatasetError, match="frame 20's 'observation.images.wrist' has no embedded image bytes"):
+        import_(LeRobotImportConfig(src=str(root), out=str(tmp_path / "ds")))
+    assert not (tmp_path / "ds").exists()
 
 
 def test_a_mapping_file_renames_cameras_and_tasks(tmp_path: Path) -> None:
