@@ -29,6 +29,7 @@ from polyact.eval.ray_runner import Retry
 from polyact.eval.run import evaluate
 from polyact.eval.store import EPISODES_FILE, EpisodeResult
 from polyact.faults import ENV as FAULT_ENV
+from polyact.runners import connect_ray
 
 # Ray puts a node on the machine's network address, even for 127.0.0.1, unless told there is no cluster
 # beyond this machine (read when ray is imported): so the test cluster and its drivers stay on loopback,
@@ -74,7 +75,7 @@ def cluster():
     """The address of a 2-CPU Ray cluster on 127.0.0.1 that this process starts (and stops at the end);
     the kill tests' drivers join it from their own processes."""
     assert not ray._private.ray_constants.ENABLE_RAY_CLUSTER, "ray was imported before this module set LOOPBACK"
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    connect_ray("", num_cpus=2)  # polyact's own start: retried if a busy machine makes Ray miss a window
     try:
         yield ray.get_runtime_context().gcs_address
     finally:
