@@ -12,8 +12,10 @@ The driver hands out one episode at a time per actor and records each result the
 through the same `on_finished` as the local runner (video first, then the fsynced line), so a killed
 driver resumes from `episodes.jsonl` with nothing finished run again. A lost actor (its process or
 node died) is replaced by a new one and its episode is run again from the start, at most
-`ray_retries` times per episode; every retry is reported (progress view, results.json). An episode
-that raises is an error, never retried: it would fail the same way again.
+`ray_retries` times per episode; every retry is reported (progress view, results.json). When a lost
+node leaves no free CPU for the replacement, it waits for one: each actor is stopped as soon as no
+episode is left for it, so the replacement starts, at the latest, when the others run out of work.
+An episode that raises is an error, never retried: it would fail the same way again.
 """
 
 from __future__ import annotations
@@ -114,9 +116,11 @@ def roll_out_on_ray(
 
     def submit(i: int, job: EpisodeJob | None = None) -> None:
         job = job or queue.next(current[i])
-        if job is not None:
-            current[i] = job.task
-            in_flight[actors[i].run.remote(job, record(job))] = (i, job)
+        if job is None:  # nothing left for it: its CPU goes to a replacement still waiting for one
+            ray.kill(actors[i])
+            return
+        current[i] = job.task
+        in_flight[actors[i].run.remote(job, record(job))] = (i, job)
 
     observer.started(workers)
     try:
