@@ -23,7 +23,6 @@ from polyact.data import EpisodeDataset
 from polyact.deploy.client import PolicyClient
 from polyact.envs.config import EnvConfig
 from polyact.errors import ConfigError
-from polyact.eval.config import EvalConfig
 from polyact.eval.ray_progress import RayProgress
 from polyact.eval.ray_runner import Retry
 from polyact.eval.run import evaluate
@@ -49,24 +48,10 @@ def episodes(run_dir) -> dict[tuple[str, int], dict]:
     return {(d["task"], d["index"]): d for d in map(json.loads, lines)}
 
 
-def small_config(out, **overrides) -> EvalConfig:
-    """tests/eval/conftest.py's small configuration with 3 episodes per task (a module-scoped fixture
-    cannot take its function-scoped `make_config`)."""
-    settings = dict(
-        env=EnvConfig(tasks="MT10", height=32, width=32, max_episode_steps=60),
-        only_tasks=["reach-v3", "push-v3"],
-        episodes_per_task=EPISODES,
-        workers=2,
-        out=str(out),
-        progress=False,
-    )
-    return EvalConfig(**(settings | overrides))
-
-
 @pytest.fixture(scope="module")
-def local_run(tmp_path_factory):
+def local_run(make_config, tmp_path_factory):
     """The small configuration of tests/eval/conftest.py, 3 episodes per task, run by the local runner."""
-    cfg = small_config(tmp_path_factory.mktemp("local"))
+    cfg = make_config(tmp_path_factory.mktemp("local"), episodes_per_task=EPISODES)
     return cfg, evaluate(cfg)
 
 
@@ -103,9 +88,9 @@ def command(out, address: str, *extra: str) -> list[str]:
     ]
 
 
-def test_ray_gives_the_local_runners_episodes(cluster, local_run, tmp_path):
+def test_ray_gives_the_local_runners_episodes(cluster, local_run, make_config, tmp_path):
     ref_cfg, ref = local_run
-    cfg = small_config(tmp_path / "ray", runner="ray", ray_address=cluster)
+    cfg = make_config(tmp_path / "ray", episodes_per_task=EPISODES, runner="ray", ray_address=cluster)
     data = evaluate(cfg)
     assert data["runner"] == "ray" and data["episodes_run"] == 2 * EPISODES
     assert episodes(cfg.out_dir) == episodes(ref_cfg.out_dir)  # success, length, instruction, seed
