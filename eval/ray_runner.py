@@ -15,7 +15,8 @@ node died) is replaced by a new one and its episode is run again from the start,
 `ray_retries` times per episode; every retry is reported (progress view, results.json). When a lost
 node leaves no free CPU for the replacement, it waits for one: each actor is stopped as soon as no
 episode is left for it, so the replacement starts, at the latest, when the others run out of work.
-An episode that raises is an error, never retried: it would fail the same way again.
+An episode that raises is an error, never retried: it would fail the same way again; so is a worker
+whose start raises (a checkpoint missing on its node, a policy server it cannot reach).
 """
 
 from __future__ import annotations
@@ -36,6 +37,11 @@ from polyact.eval.policy import BatchPolicy
 from polyact.eval.rollout import JobQueue, OnFinished, RolloutStats, run_episodes, start_tasks
 from polyact.eval.store import EpisodeResult
 from polyact.runners import connect_ray
+
+START_HINT = (
+    "; every node needs the same polyact install, a checkpoint at the same path, and a served policy's "
+    "URL reachable from it (`polyact serve host=0.0.0.0`), see docs/eval.md"
+)
 
 
 class EpisodeWorker:
@@ -132,6 +138,8 @@ def roll_out_on_ray(
             try:
                 result, frames = ray.get(ref)
             except ray.exceptions.RayActorError as err:
+                if err.actor_init_failed:  # its environment or policy raised: every worker would
+                    raise PolyactError(f"worker {i} could not start: {_last_line(err)}{START_HINT}") from None
                 key = (job.task, job.index)
                 reruns[key] = reruns.get(key, 0) + 1
                 reason = f"worker {i} lost ({type(err).__name__}), replaced"
@@ -160,3 +168,9 @@ def roll_out_on_ray(
             ray.kill(actor)
     stats = RolloutStats(episodes, env_steps, env_steps, time.perf_counter() - start_time)
     return RayRolloutStats(stats, workers, restarts, retries)
+
+
+def _last_line(err: BaseException) -> str:
+    """The exception a worker's start raised, as `Type: message` (the last line of Ray's report)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[-1] if lines else type(err).__name__

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -22,10 +23,11 @@ from polyact.collect import CollectConfig, collect
 from polyact.data import EpisodeDataset
 from polyact.deploy.client import PolicyClient
 from polyact.envs.config import EnvConfig
-from polyact.errors import ConfigError
+from polyact.errors import ConfigError, PolyactError
+from polyact.eval.episodes import plan_jobs
 from polyact.eval.ray_progress import RayProgress
-from polyact.eval.ray_runner import Retry
-from polyact.eval.run import evaluate
+from polyact.eval.ray_runner import Retry, roll_out_on_ray
+from polyact.eval.run import evaluate, served_policy
 from polyact.eval.store import EPISODES_FILE, EpisodeResult
 from polyact.faults import ENV as FAULT_ENV
 from polyact.runners import connect_ray
@@ -115,6 +117,20 @@ def test_ray_with_a_served_policy_gives_the_checkpoints_episodes(
     assert {k: data[k] for k in NUMBERS} == {k: ref[k] for k in NUMBERS} and data["videos"] == ref["videos"]
     # one chunk per 2 steps of every episode, all from the server (chunk 4, re-planned every 2 steps)
     assert answered == sum(math.ceil(e["length"] / 2) for e in episodes(cfg.out_dir).values())
+
+
+def test_a_worker_that_cannot_start_stops_the_run_at_once_in_one_line(cluster, make_config, tmp_path):
+    """A worker whose start raises (here: the policy server is out of its reach) is not retried as if lost."""
+    cfg = make_config(tmp_path, runner="ray", ray_address=cluster, workers=1, episodes_per_task=1)
+    jobs = plan_jobs(cfg.tasks, 1, cfg.protocol, cfg.goal_seed, set())
+    unreachable = partial(served_policy, "ws://127.0.0.1:1", 1)
+    with pytest.raises(PolyactError) as err:
+        roll_out_on_ray(cfg, jobs, lambda r, f: None, lambda job: False, make_policy=unreachable)
+    [line] = str(err.value).splitlines()
+    assert (
+        line.startswith("worker 0 could not start: ") and "ConfigError: policy=ws://127.0.0.1:1: cannot reach" in line
+    )
+    assert "reachable from it (`polyact serve host=0.0.0.0`)" in line
 
 
 def test_a_killed_worker_is_replaced_and_every_episode_counts_once(cluster, local_run, tmp_path):
