@@ -11,6 +11,12 @@ frame decoded from its file, as for datasets larger than memory), with the CPU t
 other jobs on the machine inflate much less than they cut windows/s). The first row, raw frames and
 float32 depth, is the storage of every dataset written before these settings.
 
+The last row is the source exported to LeRobot v3 by `polyact data export-lerobot`, which encodes as
+LeRobot 0.4.4 records (AV1, a keyframe every 2 frames, crf 30): its bytes per step (every file, parquet
+and metadata included) and RGB error, measured in the same run. Its windows/s are not: `lerobot` pins
+torch < 2.11 and cannot run beside polyact, so they are LeRobot's own figure on this machine with these
+loader settings (LEROBOT_WINDOWS_PER_S, /work/shared/notes/field.md).
+
     python -m polyact.bench.storage [--size 64] [--episodes 60] [--steps 150] [--workers 2] [--dataset PATH]
 """
 
@@ -26,6 +32,10 @@ from polyact.bench.common import header
 from polyact.bench.windows import throughput
 from polyact.data import DatasetWriter, EpisodeDataset, WindowDataset
 from polyact.data.format import open_episode_file
+from polyact.data.lerobot_export import LeRobotExportConfig
+from polyact.data.lerobot_export import run as export_lerobot
+from polyact.data.lerobot_import import LeRobotImportConfig
+from polyact.data.lerobot_import import run as import_lerobot
 from polyact.data.recode import ConvertConfig, convert, episode_bytes
 from polyact.data.synthetic import synthetic_env_spec, synthetic_episode
 from polyact.errors import DatasetError
@@ -38,7 +48,13 @@ SETTINGS = {  # name: (image_compression, depth_storage, image_quality)
     "zstd, uint16 mm depth": ("zstd", "uint16_mm", 75),
     "webp q75 RGB (lossy), zstd float32 depth": ("webp", "float32", 75),
     "webp q90 RGB (lossy), zstd float32 depth": ("webp", "float32", 90),
+    "jpeg q75 RGB (lossy), zstd float32 depth": ("jpeg", "float32", 75),
+    "jpeg q90 RGB (lossy), zstd float32 depth": ("jpeg", "float32", 90),
 }
+LEROBOT_ROW = "LeRobot v3 (AV1 crf 30, keyframe every 2; no depth)"
+# LeRobot 0.4.4 reading a 60-episode 64x64 Meta-World v3 dataset: history 2, chunk 16, batch 64, 2 workers,
+# PyAV decoding, on this project's 2-core development machine (/work/shared/notes/field.md).
+LEROBOT_WINDOWS_PER_S = 378
 
 
 def synthetic_source(root: Path, episodes: int, steps: int, size: int) -> Path:
@@ -89,6 +105,15 @@ def rgb_error(copy: EpisodeDataset, source: EpisodeDataset, key: str, episodes: 
     return psnr, absolute / count
 
 
+def lerobot_row(source: Path, out: Path, key: str) -> tuple[float, tuple[float, float]]:
+    """Bytes (every file) and RGB error of `source` exported to LeRobot v3 with LeRobot's encoding, the
+    error measured on the export imported back."""
+    export_lerobot(LeRobotExportConfig(src=str(source), out=str(out)))
+    total = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    back = import_lerobot(LeRobotImportConfig(src=str(out), out=str(out.with_name(f"{out.name}_back"))))
+    return total, rgb_error(EpisodeDataset(back), EpisodeDataset(source), key)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=64, help="synthetic images: height and width")
@@ -137,6 +162,7 @@ def main() -> None:
                     *measured,
                 )
             )
+        lerobot = lerobot_row(source, Path(tmp) / "lerobot", rgb[0])
 
     print(header("storage settings: bytes per step and training windows/s (bench/storage.py)"))
     what = f"first {len(described)} episodes of {args.dataset}" if args.dataset else "synthetic render-like"
@@ -163,6 +189,18 @@ def main() -> None:
             f"| {name} | {per_step / 1024:.2f} KiB | 1/{before / per_step:.1f} | {no_depth / 1024:.2f} KiB | {error} | "
             f"{held_rate:,.0f} ({where}) | {disk_rate:,.0f}, {disk_cpu:.0f} us |"
         )
+    total, (psnr, mae) = lerobot
+    measured = shape[:2] == (64, 64)  # LeRobot's figure is for 64x64 frames
+    rate = f"{LEROBOT_WINDOWS_PER_S} (LeRobot 0.4.4 at 64x64, not rerun)" if measured else "not measured"
+    print(
+        f"| {LEROBOT_ROW} | {total / steps / 1024:.2f} KiB | 1/{before * steps / total:.1f} | "
+        f"{total / steps / 1024:.2f} KiB | {psnr:.1f} dB, {mae:.2f} | {rate} | - |"
+    )
+    print("\nagainst the LeRobot row: bytes without depth" + (", windows/s from disk" if measured else ""))
+    for row in rows[1:]:
+        if len(row) > 2:
+            speed = f", {row[-1][0] / LEROBOT_WINDOWS_PER_S:.1f}x the windows/s" if measured else ""
+            print(f"  {row[0]}: {row[2] * steps / total:.2f}x the bytes{speed}")
 
 
 if __name__ == "__main__":
