@@ -13,9 +13,10 @@ float32 depth, is the storage of every dataset written before these settings.
 
 The last row is the source exported to LeRobot v3 by `polyact data export-lerobot`, which encodes as
 LeRobot 0.4.4 records (AV1, a keyframe every 2 frames, crf 30): its bytes per step (every file, parquet
-and metadata included) and RGB error, measured in the same run. Its windows/s are not: `lerobot` pins
-torch < 2.11 and cannot run beside polyact, so they are LeRobot's own figure on this machine with these
-loader settings (LEROBOT_WINDOWS_PER_S, /work/shared/notes/field.md).
+and metadata included), RGB error, and the CPU time LeRobot's video decoding of a window costs
+(`video_window_cpu`, a lower bound on its CPU per window), measured in the same run. Its windows/s are
+not: `lerobot` pins torch < 2.11 and cannot run beside polyact, so they are LeRobot's own figure on this
+machine with these loader settings (LEROBOT_WINDOWS_PER_S, /work/shared/notes/field.md).
 
     python -m polyact.bench.storage [--size 64] [--episodes 60] [--steps 150] [--workers 2] [--dataset PATH]
 """
@@ -24,8 +25,10 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+import time
 from pathlib import Path
 
+import av
 import numpy as np
 
 from polyact.bench.common import header
@@ -36,6 +39,7 @@ from polyact.data.lerobot_export import LeRobotExportConfig
 from polyact.data.lerobot_export import run as export_lerobot
 from polyact.data.lerobot_import import LeRobotImportConfig
 from polyact.data.lerobot_import import run as import_lerobot
+from polyact.data.lerobot_layout import load_info, read_episodes
 from polyact.data.recode import ConvertConfig, convert, episode_bytes
 from polyact.data.synthetic import synthetic_env_spec, synthetic_episode
 from polyact.errors import DatasetError
@@ -105,13 +109,38 @@ def rgb_error(copy: EpisodeDataset, source: EpisodeDataset, key: str, episodes: 
     return psnr, absolute / count
 
 
-def lerobot_row(source: Path, out: Path, key: str) -> tuple[float, tuple[float, float]]:
-    """Bytes (every file) and RGB error of `source` exported to LeRobot v3 with LeRobot's encoding, the
-    error measured on the export imported back."""
+def lerobot_row(source: Path, out: Path, key: str) -> tuple[float, tuple[float, float], float]:
+    """Bytes (every file) and RGB error of `source` exported to LeRobot v3 with LeRobot's encoding (the
+    error measured on the export imported back), and the CPU time a window's frames cost to decode."""
     export_lerobot(LeRobotExportConfig(src=str(source), out=str(out)))
     total = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     back = import_lerobot(LeRobotImportConfig(src=str(out), out=str(out.with_name(f"{out.name}_back"))))
-    return total, rgb_error(EpisodeDataset(back), EpisodeDataset(source), key)
+    return total, rgb_error(EpisodeDataset(back), EpisodeDataset(source), key), video_window_cpu(out, key)
+
+
+def video_window_cpu(root: Path, key: str, windows: int = 300, history: int = 2) -> float:
+    """CPU microseconds to decode one random window's `history` frames from a LeRobot export as LeRobot
+    0.4.4's PyAV backend does for every item (torchvision's VideoReader): open the episode's video file,
+    seek to the keyframe before the first frame, decode and convert every frame to RGB until the last.
+    Only this part of LeRobot's work (not its parquet rows, tensors or collation): a lower bound."""
+    info = load_info(root)
+    episodes = read_episodes(root)
+    camera = f"observation.images.{key.removeprefix('rgb/')}"
+    rng = np.random.default_rng(0)
+    start = time.process_time()
+    for _ in range(windows):
+        row = episodes[rng.integers(len(episodes))]
+        t = int(rng.integers(row["length"]))
+        times = row[f"videos/{camera}/from_timestamp"] + np.arange(max(t - history + 1, 0), t + 1) / info["fps"]
+        where = {k: row[f"videos/{camera}/{k}"] for k in ("chunk_index", "file_index")}
+        with av.open(str(root / info["video_path"].format(video_key=camera, **where))) as container:
+            stream = container.streams.video[0]
+            container.seek(int(times[0] / stream.time_base), stream=stream, backward=True)
+            for frame in container.decode(stream):
+                frame.to_ndarray(format="rgb24")
+                if frame.time >= times[-1] - 1e-4:
+                    break
+    return (time.process_time() - start) / windows * 1e6
 
 
 def main() -> None:
@@ -189,12 +218,13 @@ def main() -> None:
             f"| {name} | {per_step / 1024:.2f} KiB | 1/{before / per_step:.1f} | {no_depth / 1024:.2f} KiB | {error} | "
             f"{held_rate:,.0f} ({where}) | {disk_rate:,.0f}, {disk_cpu:.0f} us |"
         )
-    total, (psnr, mae) = lerobot
+    total, (psnr, mae), decode = lerobot
     measured = shape[:2] == (64, 64)  # LeRobot's figure is for 64x64 frames
     rate = f"{LEROBOT_WINDOWS_PER_S} (LeRobot 0.4.4 at 64x64, not rerun)" if measured else "not measured"
     print(
         f"| {LEROBOT_ROW} | {total / steps / 1024:.2f} KiB | 1/{before * steps / total:.1f} | "
-        f"{total / steps / 1024:.2f} KiB | {psnr:.1f} dB, {mae:.2f} | {rate} | - |"
+        f"{total / steps / 1024:.2f} KiB | {psnr:.1f} dB, {mae:.2f} | {rate} | "
+        f"-, >= {decode:.0f} us (its video decoding alone, one process) |"
     )
     print("\nagainst the LeRobot row: bytes without depth" + (", windows/s from disk" if measured else ""))
     for row in rows[1:]:
