@@ -7,9 +7,9 @@ reach_target 192 contact slots and 634 constraint rows, and on a 2-core CPU one 
 So the MJX copy keeps the contacts a task can make: the hand and fingers with the props and the table
 top, and the props with each other and the table top. Out of collision go the floor and the table legs
 (nothing reaches them) and the arm's links below the hand (seven capsules and four cylinders; MJX 3.3.0
-has no cylinder-box collision function at all, mujoco/mjx/_src/collision_driver.py). The tests check on
-the CPU backend that the experts of SUPPORTED_TASKS never touch anything with those links
-(tests/envs/test_mjx_equivalence.py), so on their trajectories the narrower scope changes nothing.
+has no cylinder-box collision function at all, mujoco/mjx/_src/collision_driver.py). On the CPU
+backend the experts of SUPPORTED_TASKS never touch anything with those links (seeds 0-3 of each,
+checked with a contact check), so on their trajectories the narrower scope changes nothing.
 A task whose props hold a pair MJX cannot collide (buttons, jars, bottles, taps: cylinders the fingers
 touch) is refused with the pairs named.
 """
@@ -24,8 +24,9 @@ from polyact.envs.rlbench_like.scene import build_model
 from polyact.envs.rlbench_like.tasks.base import Task
 from polyact.errors import ConfigError
 
-# Tasks validated against the CPU backend (trajectories and expert success). Others whose geometry MJX
-# can collide are refused as not yet validated rather than run unchecked.
+# The tasks the MJX backend is built for (their collisions fit MJX and the scope above). Their
+# equivalence with the CPU backend is still to be tested (issue #17); other tasks whose collisions MJX
+# supports are refused until they are.
 SUPPORTED_TASKS = ("reach_target", "pick_and_lift", "slide_block_to_color_target")
 
 
