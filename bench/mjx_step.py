@@ -1,0 +1,88 @@
+"""rlbench_like environment steps/s on MJX against batch size, beside the CPU MuJoCo backend, in one run.
+
+An environment step is one 20 Hz control step of the `default` action mode: inverse kinematics, then
+25 physics steps of 2 ms. MJX: one jitted, vmapped call steps the whole batch (MJXBatch.step); its first
+call per batch size compiles, reported apart as compile time. CPU: the CPU backend's Arm.step (numpy IK,
+mujoco.mj_step) on one environment, and on N environments in a Python loop. Both run the same small
+random delta actions from the same reset seeds, without rendering.
+
+    python -m polyact.bench.mjx_step [--task reach_target] [--sizes 1 16 256] [--steps 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import mujoco
+import numpy as np
+
+from polyact.bench.common import header
+from polyact.envs.rlbench_like import TASKS
+from polyact.envs.rlbench_like.arm import Arm
+from polyact.envs.rlbench_like.mjx.batch import MJXBatch
+
+
+def actions(rng: np.random.Generator, n: int) -> np.ndarray:
+    """(n, 7) small random deltas (1 cm, 0.02 rad at most), gripper open."""
+    a = rng.uniform(-1.0, 1.0, (n, 7)) * [0.01, 0.01, 0.01, 0.02, 0.02, 0.02, 0.0]
+    a[:, -1] = -1.0
+    return a
+
+
+def cpu_steps_per_second(batch: MJXBatch, n: int, steps: int) -> float:
+    """The CPU backend stepping n environments one after another (laid out as the MJX batch's)."""
+    envs = []
+    for seed in range(n):
+        _, _, state = batch.layout(seed, {})
+        model = batch.model  # one model; the fixed bodies' poses are set per env before its step
+        data = mujoco.MjData(model)
+        data.qpos[:], data.qvel[:], data.ctrl[:] = state["qpos"], state["qvel"], state["ctrl"]
+        envs.append((state, data, Arm(model, data, "default")))
+    rng = np.random.default_rng(0)
+    start = time.perf_counter()
+    for _ in range(steps):
+        for (state, _data, arm), a in zip(envs, actions(rng, n), strict=True):
+            batch.model.body_pos[:], batch.model.body_quat[:] = state["body_pos"], state["body_quat"]
+            arm.step(a)
+    return n * steps / (time.perf_counter() - start)
+
+
+def mjx_steps_per_second(batch: MJXBatch, n: int, steps: int) -> tuple[float, float]:
+    """(steps/s, compile seconds) of the batch at size n."""
+    rng = np.random.default_rng(0)
+    start = time.perf_counter()
+    batch.reset(list(range(n)))  # settles with two control steps: compiles the step at this size
+    batch.d.qpos.block_until_ready()
+    compile_s = time.perf_counter() - start
+    start = time.perf_counter()
+    for _ in range(steps):
+        batch.step(actions(rng, n))
+    batch.d.qpos.block_until_ready()
+    run_s = time.perf_counter() - start
+    return n * steps / run_s, compile_s
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", default="reach_target")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1, 16, 256])
+    parser.add_argument("--steps", type=int, default=5, help="control steps timed per batch size")
+    args = parser.parse_args(argv)
+    import jax
+
+    batch = MJXBatch(TASKS[args.task]())
+    print(header(f"rlbench_like on MJX: {args.task}, env steps/s against batch size"))
+    print(f"jax {jax.__version__} on {jax.devices()[0].platform}; mujoco {mujoco.__version__}; float64")
+    cpu_one = cpu_steps_per_second(batch, 1, args.steps)
+    print(f"CPU MuJoCo, 1 env: {cpu_one:.1f} env steps/s")
+    print("| N | MJX env steps/s | compile s | CPU loop env steps/s | MJX / CPU loop |")
+    print("|---|---|---|---|---|")
+    for n in args.sizes:
+        fast, compile_s = mjx_steps_per_second(batch, n, args.steps)
+        cpu = cpu_steps_per_second(batch, n, max(1, args.steps * min(n, 16) // n))
+        print(f"| {n} | {fast:.1f} | {compile_s:.0f} | {cpu:.1f} | {fast / cpu:.2f}x |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+"""MJXBatch: N environments of one rlbench_like task stepped at once on MJX (jit + vmap).
+
+Reset lays each environment out with the task's own numpy `reset` on a CPU Sim (the variation and
+seed choose colours and positions exactly as the CPU env does: same random draws, same order), then
+moves the layouts to the device (per-environment qpos, qvel and the moved fixed bodies' poses) and lets
+the props settle there in one batched call. Step is one jitted, vmapped control step (control.py);
+success is the task's test in JAX (success.py), checked after every control step as the CPU env does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import mujoco
+import numpy as np
+from mujoco import mjx
+
+from polyact.envs.rlbench_like.arm import SUBSTEPS, Arm
+from polyact.envs.rlbench_like.env import SETTLE_STEPS
+from polyact.envs.rlbench_like.mjx.control import ArmIds, ArmState, control_step, home_state
+from polyact.envs.rlbench_like.mjx.kinematics import ArmChain
+from polyact.envs.rlbench_like.mjx.model import mjx_model
+from polyact.envs.rlbench_like.mjx.success import success_fn
+from polyact.envs.rlbench_like.scene import ARM_JOINTS
+from polyact.envs.rlbench_like.sim import Sim
+from polyact.envs.rlbench_like.tasks.base import OPEN, Task
+from polyact.envs.rlbench_like.variations import Variation, select
+from polyact.errors import ConfigError
+
+if SETTLE_STEPS % SUBSTEPS:
+    raise ImportError("MJXBatch settles in whole control steps: SETTLE_STEPS must be a multiple of SUBSTEPS")
+# Model fields a task's reset may change per episode, batched on the device; a reset that changes any
+# other physics field (hiding props: contacts and gravity compensation) is refused.
+_BATCHED_FIELDS = ("body_pos", "body_quat")
+_FIXED_FIELDS = ("geom_contype", "geom_conaffinity", "body_gravcomp")
+
+
+def enable_x64() -> None:
+    """MJX in float64, as MuJoCo on the CPU: float32 physics drifts from the CPU backend within a second
+    under the arm's stiff servos, which would make the equivalence tolerance meaningless."""
+    jax.config.update("jax_enable_x64", True)
+
+
+class MJXBatch:
+    """`reset(seeds, variations)` then `step(actions)` for N environments of `task`.
+
+    Shapes: seeds (N,), actions (N, 7) in the `default` action mode; `qpos` (N, nq), `success` (N,)."""
+
+    def __init__(self, task: Task):
+        enable_x64()
+        self.task = task
+        self.model = mjx_model(task)
+        self._data = mujoco.MjData(self.model)
+        self._sim = Sim(self.model, self._data)
+        self._arm = Arm(self.model, self._data, "default")
+        self._layout_base = {f: getattr(self.model, f).copy() for f in _BATCHED_FIELDS}
+        self._fixed = {f: getattr(self.model, f).copy() for f in _FIXED_FIELDS}
+        self.variations = task.variations()
+        self.chain = ArmChain.from_model(self.model, ARM_JOINTS, "tcp")
+        ids = ArmIds(
+            tuple(self.model.actuator(f"act{i}").id for i in range(1, 8)),
+            self.model.actuator("gripper").id,
+            self.model.site("tcp").id,
+        )
+        self.mx = mjx.put_model(self.model)
+        axes = jax.tree_util.tree_map(lambda _: None, self.mx).tree_replace({f: 0 for f in _BATCHED_FIELDS})
+        succeed = success_fn(task.name, self.model)
+
+        def step(m, d, arm, action):
+            d, arm = control_step(m, d, arm, action, self.chain, ids)
+            return d, arm, succeed(d)
+
+        self._kinematics = jax.jit(jax.vmap(mjx.kinematics, in_axes=(axes, 0)))
+        self._step = jax.jit(jax.vmap(step, in_axes=(axes, 0, 0, 0)))
+        self._home = home_state(self.chain)
+        self.m: mjx.Model | None = None
+        self.d: mjx.Data | None = None
+        self.arm: ArmState | None = None
+        self.success: jnp.ndarray | None = None
+
+    def layout(self, seed: int, options: dict[str, Any]) -> tuple[Variation, str, dict[str, np.ndarray]]:
+        """One environment's episode start on the CPU, as RLBenchLikeEnv._reset_sim before it settles:
+        (variation, instruction, {qpos, qvel, ctrl, body_pos, body_quat})."""
+        rng = np.random.default_rng(seed)
+        if "variation" in options:
+            variation = self.variations[int(options["variation"])]
+        else:
+            candidates = select(self.variations, str(options.get("variation_split", "train")))
+            variation = candidates[int(rng.integers(len(candidates)))]
+        for f, v in self._layout_base.items():
+            getattr(self.model, f)[:] = v
+        mujoco.mj_resetData(self.model, self._data)
+        self._sim.restore_appearance()
+        self._arm.reset()
+        self.task.reset(self._sim, rng, variation)
+        for f, v in self._fixed.items():
+            if not np.array_equal(getattr(self.model, f), v):
+                raise ConfigError(f"{self.task.name}: its reset changes {f}, which the MJX backend cannot batch")
+        instruction = variation.instructions[int(rng.integers(len(variation.instructions)))]
+        state = {f: self._data.__getattribute__(f).copy() for f in ("qpos", "qvel", "ctrl")}
+        state.update({f: getattr(self.model, f).copy() for f in _BATCHED_FIELDS})
+        return variation, instruction, state
+
+    def reset(self, seeds: Sequence[int], options: Sequence[dict[str, Any]] | None = None) -> list[str]:
+        """Start one episode per seed (options per environment: `variation` or `variation_split`);
+        returns the instructions. Compiles on the first call for a batch size."""
+        options = options or [{}] * len(seeds)
+        layouts = [self.layout(int(s), dict(o)) for s, o in zip(seeds, options, strict=True)]
+        stacked = {k: np.stack([lay[2][k] for lay in layouts]) for k in layouts[0][2]}
+        self.m = self.mx.tree_replace({f: jnp.asarray(stacked[f]) for f in _BATCHED_FIELDS})
+        base = mjx.make_data(self.mx)
+        d = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (len(seeds), *x.shape)), base)
+        d = d.replace(**{k: jnp.asarray(stacked[k]) for k in ("qpos", "qvel", "ctrl")})
+        self.d = self._kinematics(self.m, d)
+        self.arm = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (len(seeds), *x.shape)), self._home)
+        # The CPU env settles the props with SETTLE_STEPS physics steps, the servos holding home and the
+        # gripper open: that is what control steps commanding no motion with the gripper open do, and
+        # reusing the compiled step saves compiling a second MJX step (minutes on a small CPU).
+        hold = np.zeros((len(seeds), 7))
+        hold[:, -1] = OPEN
+        for _ in range(SETTLE_STEPS // SUBSTEPS):
+            self.step(hold)
+        return [lay[1] for lay in layouts]
+
+    def step(self, actions: np.ndarray) -> jnp.ndarray:
+        """One control step of every environment; returns success (N,) after it."""
+        if self.d is None:
+            raise RuntimeError("MJXBatch.step before reset")
+        self.d, self.arm, self.success = self._step(self.m, self.d, self.arm, jnp.asarray(actions, jnp.float64))
+        return self.success
+
+    @property
+    def qpos(self) -> np.ndarray:
+        return np.asarray(self.d.qpos)
