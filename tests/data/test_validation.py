@@ -41,8 +41,8 @@ def test_manifest_that_is_not_json(dataset):
 @pytest.mark.parametrize(
     "version, message",
     [
-        (99, r"format_version 99; this polyact reads versions \[1, 2\]"),
-        (None, r"no format_version.*supported versions: \[1, 2\]"),
+        (99, r"format_version 99; this polyact reads versions \[1, 2, 3\]"),
+        (None, r"no format_version.*supported versions: \[1, 2, 3\]"),
         ("1", r"format_version '1'"),
     ],
 )
