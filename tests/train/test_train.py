@@ -27,6 +27,8 @@ from polyact.train import TrainConfig, TrainingDivergedError, train
 from polyact.train.checkpoint import latest_checkpoint
 from polyact.train.loop import warmup_cosine
 
+from .conftest import assert_torchrun_step_equals, losses
+
 
 def overrides(dataset: Path, out: Path, *extra: str) -> list[str]:
     return [
@@ -40,11 +42,6 @@ def overrides(dataset: Path, out: Path, *extra: str) -> list[str]:
         "optim.warmup_steps=2",
         *extra,
     ]
-
-
-def losses(out: Path) -> dict[int, float]:
-    lines = (out / "metrics.jsonl").read_text().splitlines()
-    return {r["step"]: r["loss"] for r in map(json.loads, lines)}
 
 
 def test_warmup_then_cosine():
@@ -165,25 +162,7 @@ def test_one_distributed_step_equals_one_single_process_step(metaworld_dataset, 
     single = tmp_path / "single"
     train(load_config(TrainConfig, overrides(metaworld_dataset, single, *common)))
     multi = tmp_path / sharding
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
-        "-m",
-        "polyact.cli",
-        "train",
-        *overrides(metaworld_dataset, multi, *common, f"sharding={sharding}"),
-    ]
-    done = subprocess.run(cmd, capture_output=True, text=True, env=os.environ | {"OMP_NUM_THREADS": "1"})
-    assert done.returncode == 0, done.stderr[-3000:]
-    a = load_file(str(latest_checkpoint(single) / "weights.safetensors"))
-    b = load_file(str(latest_checkpoint(multi) / "weights.safetensors"))
-    assert a.keys() == b.keys()
-    for key in a:
-        assert torch.allclose(a[key], b[key], rtol=1e-4, atol=1e-5), key
-    assert losses(single)[1] == pytest.approx(losses(multi)[1], rel=1e-5)
+    assert_torchrun_step_equals(single, multi, overrides(metaworld_dataset, multi, *common, f"sharding={sharding}"))
 
 
 @pytest.mark.slow

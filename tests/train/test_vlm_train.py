@@ -4,24 +4,19 @@ one process. The base models are tiny random PaliGemma / Idefics3 models written
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from safetensors.torch import load_file
 
 from polyact.config import load_config
 from polyact.data import EpisodeDataset
 from polyact.data.windows import WindowDataset, collate_windows
 from polyact.policies import VLAPolicy
 from polyact.train import TrainConfig, train
-from polyact.train.checkpoint import latest_checkpoint
 from polyact.train.loop import observation_keys
+
+from .conftest import assert_torchrun_step_equals, losses
 
 pytest.importorskip("transformers")
 pytest.importorskip("peft")
@@ -55,10 +50,6 @@ def overrides(dataset: Path, out: Path, family: str, base: Path, *extra: str) ->
         "ema_decay=0",
         *extra,
     ]
-
-
-def losses(out: Path) -> dict[int, float]:
-    return {r["step"]: r["loss"] for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())}
 
 
 def test_grid_tokens_train_under_bf16_and_the_policy_acts(metaworld_dataset, vlm_base, tmp_path):
@@ -99,22 +90,6 @@ def test_one_fsdp_step_over_two_processes_equals_one_process(metaworld_dataset, 
     single = tmp_path / "single"
     train(load_config(TrainConfig, overrides(metaworld_dataset, single, family, base, *common)))
     multi = tmp_path / "fsdp"
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
-        "-m",
-        "polyact.cli",
-        "train",
-        *overrides(metaworld_dataset, multi, family, base, *common, "sharding=fsdp"),
-    ]
-    done = subprocess.run(cmd, capture_output=True, text=True, env=os.environ | {"OMP_NUM_THREADS": "1"})
-    assert done.returncode == 0, done.stderr[-3000:]
-    a = load_file(str(latest_checkpoint(single) / "weights.safetensors"))
-    b = load_file(str(latest_checkpoint(multi) / "weights.safetensors"))
-    assert a.keys() == b.keys()
-    for key in a:
-        assert torch.allclose(a[key], b[key], rtol=1e-4, atol=1e-5), key
-    assert losses(single)[1] == pytest.approx(losses(multi)[1], rel=1e-5)
+    assert_torchrun_step_equals(
+        single, multi, overrides(metaworld_dataset, multi, family, base, *common, "sharding=fsdp")
+    )
