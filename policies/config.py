@@ -190,6 +190,8 @@ class VLMConfig:
     gradient_checkpointing: bool = False
     base_sha256: str = ""  # filled when the policy is built: the base model's content hash
     files: str = ""  # the base's config/tokenizer files when not at `path` (a saved policy's vlm_base/)
+    # head.name=flow: the action expert's width (0: half the language model's, pi0's 1024 beside Gemma's 2048)
+    expert_width: int = 0
 
     def __post_init__(self) -> None:
         _check_choice("vlm family", self.family, VLM_FAMILIES)
@@ -199,6 +201,8 @@ class VLMConfig:
                 "vlm.lora_rank and vlm.lora_alpha must be >= 1, vlm.lora_dropout in [0, 1) and vlm.lora_targets "
                 f"non-empty; got {self.lora_rank}, {self.lora_alpha}, {self.lora_dropout}, {self.lora_targets}"
             )
+        if self.expert_width < 0:
+            raise ConfigError(f"vlm.expert_width must be >= 0 (0: half the language model's), got {self.expert_width}")
 
 
 @dataclass
@@ -289,26 +293,33 @@ class PolicyConfig:
             raise ConfigError("action_dim, state_dim and goal_dim must be >= 0")
 
     def _check_vlm(self) -> None:
-        """What the VLM policy supports: OpenVLA's or SpatialVLA's action tokens, one observation step."""
+        """What the VLM policy supports: OpenVLA's or SpatialVLA's tokens or pi0's expert, one observation step."""
         if not self.vlm.path:
             raise ConfigError("policy.backbone=vlm needs policy.vlm.path, the base model's local directory")
-        grid = self.head.name == "adaptive_grid"  # SpatialVLA's grid tokens decode one token per part anyway
+        name = self.head.name
+        tokens = name not in ("adaptive_grid", "flow")  # SpatialVLA's grid and pi0's expert: no decoding choice
         unsupported = {
-            "head.name": (self.head.name, "adaptive_grid" if grid else "uniform_bins"),
-            "head.decoding": (self.head.decoding, self.head.decoding if grid else "autoregressive"),
+            "head.name": (name, name if name in ("adaptive_grid", "flow") else "uniform_bins"),
+            "head.decoding": (self.head.decoding, "autoregressive" if tokens else self.head.decoding),
             "head.temperature": (self.head.temperature, 0.0),
             "history": (self.history, 1),
             "translation": (self.translation, "head"),
             "subgoal_conditioning": (self.subgoal_conditioning, "none"),
             "future_frames": (self.future_frames, 0),
             "vision.depth": (self.vision.depth, False),
+            # the expert reads the prefix's KV cache, which transformers drops under gradient checkpointing
+            "vlm.gradient_checkpointing": (
+                self.vlm.gradient_checkpointing,
+                self.vlm.gradient_checkpointing and name != "flow",
+            ),
         }
         wrong = {k: v for k, (v, ok) in unsupported.items() if v != ok}
         if wrong:
             raise ConfigError(
                 "policy.backbone=vlm supports head.name=uniform_bins with decoding=autoregressive (OpenVLA's action "
-                "tokens) or head.name=adaptive_grid (SpatialVLA's), temperature=0 (greedy), history=1, "
-                f"translation=head, no sub-goals, no future frames and no depth; got {wrong}"
+                "tokens), head.name=adaptive_grid (SpatialVLA's) or head.name=flow (pi0's action expert, without "
+                "vlm.gradient_checkpointing), temperature=0 (greedy), history=1, translation=head, no sub-goals, no "
+                f"future frames and no depth; got {wrong}"
             )
 
     def resolved(self) -> PolicyConfig:

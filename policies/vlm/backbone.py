@@ -32,6 +32,7 @@ from polyact.errors import ConfigError
 from polyact.policies.config import HeadConfig, VLMConfig
 from polyact.policies.pretrained import PREPROCESSOR_FILE, _transformers
 from polyact.policies.vlm.action_tokens import ActionTokens
+from polyact.policies.vlm.expert import Prefix
 from polyact.policies.vlm.families import family_class
 from polyact.policies.vlm.grid_tokens import GridTokens
 
@@ -132,9 +133,10 @@ class VLMBackbone(nn.Module):
         self.tokenizer = tf.AutoTokenizer.from_pretrained(files, local_files_only=True)
         self.files = files
         self.family = family_class(cfg.family)(model.config, self.tokenizer)
+        self.tokens: ActionTokens | GridTokens | None = None  # head.name=flow: the action expert acts instead
         if head.name == "adaptive_grid":
             self.tokens = self._grid_tokens(model, head, action_dim, init=load_weights)
-        else:
+        elif head.name != "flow":
             vocab = model.get_output_embeddings().out_features
             special = self.family.special_ids()
             self.tokens = ActionTokens(self.tokenizer.vocab_size, head.num_bins, special, vocab, action_dim)
@@ -247,6 +249,28 @@ class VLMBackbone(nn.Module):
         n = actions.shape[1]
         inputs = self.inputs(instructions, images, actions[:, :-1])
         return self.model(**inputs, logits_to_keep=n, use_cache=False).logits
+
+    def prefix(self, instructions: list[str], images: torch.Tensor) -> Prefix:
+        """The prefix's KV cache for the action expert (expert.py): one forward of the VLM's decoder over
+        images and prompt, no language-model head."""
+        inputs = self.inputs(instructions, images, None)
+        mask = inputs["attention_mask"]
+        positions = (mask.cumsum(-1) - 1).clamp(min=0) + self.family.position_offset
+        base = self.model.get_base_model() if self.lora else self.model
+        cache = base.model(**inputs, position_ids=positions, use_cache=True).cache
+        layers = cache.layers
+        return Prefix(
+            keys=[layer.keys for layer in layers],
+            values=[layer.values for layer in layers],
+            mask=mask.bool(),
+            next_position=mask.sum(-1) + self.family.position_offset,
+        )
+
+    @property
+    def rotary(self) -> nn.Module:
+        """The language model's rotary embedding module: (x, positions) -> (cos, sin)."""
+        base = self.model.get_base_model() if self.lora else self.model
+        return base.get_decoder().rotary_emb
 
     @torch.no_grad()
     def decode(self, instructions: list[str], images: torch.Tensor, n: int) -> torch.Tensor:

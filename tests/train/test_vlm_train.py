@@ -1,6 +1,7 @@
 """`polyact train` with the VLM backbone (policy.backbone=vlm) on a real Meta-World dataset: SpatialVLA's
 grid tokens under bf16, and FSDP over gloo with 2 processes, one shard unit per decoder layer, equal to
-one process. The base models are tiny random PaliGemma / Idefics3 models written here (policies/vlm/tiny.py)."""
+one process; pi0's flow action expert trained and served. The base models are tiny random PaliGemma /
+Idefics3 models written here (policies/vlm/tiny.py)."""
 
 from __future__ import annotations
 
@@ -93,3 +94,29 @@ def test_one_fsdp_step_over_two_processes_equals_one_process(metaworld_dataset, 
     assert_torchrun_step_equals(
         single, multi, overrides(metaworld_dataset, multi, family, base, *common, "sharding=fsdp")
     )
+
+
+def test_the_flow_expert_trains_and_its_served_policy_acts(metaworld_dataset, vlm_base, tmp_path):
+    """pi0's action expert (head.name=flow) through `polyact train`, then `polyact serve`'s ServedPolicy:
+    a seeded request gets the policy's own chunk for that seed's noise."""
+    import torch
+
+    from polyact.deploy.policy import ServedPolicy
+
+    family, base = vlm_base
+    expert = ["policy.head.name=flow", "policy.head.sample_steps=3", "policy.vlm.finetune=lora", "steps=3"]
+    final = train(load_config(TrainConfig, overrides(metaworld_dataset, tmp_path, family, base, *expert)))
+    assert all(np.isfinite(list(losses(tmp_path).values())))
+    policy = VLAPolicy.from_pretrained(final)
+    assert policy.expert is not None
+    served = ServedPolicy(policy, policy.env_spec, "vlm-flow")
+    dataset = EpisodeDataset(metaworld_dataset)
+    windows = WindowDataset(dataset, history=1, chunk=2, keys=observation_keys(policy, dataset))
+    batch = collate_windows([windows[9]])
+    observation = {k: np.asarray(batch[f"obs/{k}"][0, -1]) for k in served.inputs}
+    observation["instruction"] = batch["instruction"][0]
+    chunk = served.infer(observation, seed=3)
+    noise = np.random.default_rng(3).standard_normal((1, 2, 4), np.float32)
+    assert chunk.shape == (2, 4) and np.isfinite(chunk).all()
+    np.testing.assert_allclose(chunk, policy.predict_chunk(observation, noise=torch.as_tensor(noise))[0], atol=1e-6)
+    assert not np.allclose(chunk, served.infer(observation, seed=4))

@@ -1,0 +1,151 @@
+"""pi0's action expert on the VLM policy (policy.backbone=vlm head.name=flow, policies/vlm/expert.py), on
+tiny random-initialised PaliGemma and Idefics3 models written here as a downloaded model is laid out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from polyact.errors import ConfigError
+from polyact.policies import HeadConfig, PolicyConfig, VLAPolicy, build_policy
+from polyact.policies.vlm.policy import VLMPolicy
+from polyact.policies.vlm.tiny import write_tiny_base
+
+from .conftest import INSTRUCTIONS, make_batch, make_spec, make_stats
+
+pytest.importorskip("transformers")
+pytest.importorskip("tokenizers")
+pytest.importorskip("peft")
+
+
+@pytest.fixture(scope="module", params=["paligemma", "idefics3"])
+def base(request, tmp_path_factory) -> tuple[str, Path]:
+    family = request.param
+    return family, write_tiny_base(tmp_path_factory.mktemp(f"vlm_{family}"), family, INSTRUCTIONS)
+
+
+def _config(family: str, path: Path, finetune: str = "lora", **vlm: Any) -> PolicyConfig:
+    return PolicyConfig(
+        size="tiny",
+        backbone="vlm",
+        vlm={"path": str(path), "family": family, "finetune": finetune, "lora_rank": 4, "lora_alpha": 8, **vlm},
+        head=HeadConfig(name="flow", sample_steps=4),
+        history=1,
+        chunk=3,
+        replan_every=1,
+    )
+
+
+def _policy(family: str, path: Path, finetune: str = "lora", **vlm: Any) -> VLMPolicy:
+    spec = make_spec(cameras=("front", "wrist"), size=24)
+    torch.manual_seed(0)
+    return build_policy(_config(family, path, finetune, **vlm), spec, make_stats(spec), INSTRUCTIONS)
+
+
+def _batch(policy: VLMPolicy, seed: int = 0) -> dict[str, Any]:
+    spec = make_spec(cameras=tuple(policy.config.cameras), size=24)
+    return make_batch(spec, batch=3, history=1, chunk=policy.config.chunk, seed=seed)
+
+
+def _loss(policy: VLMPolicy, batch: dict[str, Any]) -> torch.Tensor:
+    """The flow loss with the same noise and times each call."""
+    return policy.compute_loss(batch, torch.Generator().manual_seed(0))[0]
+
+
+def _train(policy: VLMPolicy, batch: dict[str, Any], steps: int) -> list[float]:
+    optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=1e-2)
+    policy.train()
+    losses = []
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss = _loss(policy, batch)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
+
+
+def _chunk(policy: VLMPolicy, batch: dict[str, Any], seed: int = 1) -> np.ndarray:
+    policy.eval()
+    return policy.predict_chunk(batch, generator=torch.Generator().manual_seed(seed))
+
+
+def test_the_expert_predicts_chunks_of_the_policys_shape(base):
+    family, path = base
+    policy = _policy(family, path)
+    batch = _batch(policy)
+    chunk = _chunk(policy, batch)
+    assert chunk.shape == (3, 3, 4) and np.isfinite(chunk).all()
+    assert policy.head is policy.expert and len(policy.expert.layers) == 2  # one per decoder layer (pi0's)
+    loss, metrics = policy.compute_loss(batch)
+    assert loss.shape == () and torch.isfinite(loss) and set(metrics) == {"loss"}
+
+
+@pytest.mark.parametrize("finetune", ["lora", "frozen_vision", "full"])
+def test_two_training_steps_reduce_the_loss_and_the_expert_always_trains(base, finetune):
+    family, path = base
+    policy = _policy(family, path, finetune)
+    assert all(p.requires_grad for p in policy.expert.parameters())
+    tower = policy.vlm.family.vision_tower(policy.vlm.model.get_base_model() if policy.vlm.lora else policy.vlm.model)
+    base_weights = [p for name, p in tower.named_parameters() if "lora_" not in name]
+    assert any(p.requires_grad for p in base_weights) == (finetune == "full")
+    batch = _batch(policy)
+    before = _train(policy, batch, 2)
+    with torch.no_grad():
+        after = _loss(policy, batch).item()
+    assert after < before[0], (before, after)
+
+
+@pytest.mark.parametrize("finetune", ["lora", "full"])
+def test_save_and_load_give_identical_sampled_chunks(base, tmp_path, finetune):
+    family, path = base
+    policy = _policy(family, path, finetune)
+    batch = _batch(policy)
+    _train(policy, batch, 1)  # LoRA's B matrices start at zero: train so the adapters matter
+    expected = _chunk(policy, batch)
+    directory = policy.save_pretrained(tmp_path / "policy")
+    loaded = VLAPolicy.from_pretrained(directory)
+    assert isinstance(loaded, VLMPolicy) and loaded.expert is not None
+    np.testing.assert_array_equal(_chunk(loaded, batch), expected)
+    assert not np.array_equal(_chunk(loaded, batch, seed=2), expected)  # the seed does matter
+
+
+def test_the_prefix_runs_once_per_chunk_whatever_the_integration_steps(base):
+    family, path = base
+    policy = _policy(family, path)
+    calls = []
+    decoder = policy.vlm.model.get_base_model().get_decoder()
+    handle = decoder.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        batch = _batch(policy)
+        _chunk(policy, batch)
+        assert policy.config.head.sample_steps == 4 and len(calls) == 1
+    finally:
+        handle.remove()
+
+
+def test_the_chunk_depends_on_the_instruction_and_the_image(base):
+    family, path = base
+    policy = _policy(family, path)
+    batch = _batch(policy)
+    _train(policy, batch, 1)  # so the LoRA-adapted VLM is not the base alone
+    expected = _chunk(policy, batch)
+    reworded = dict(batch, instruction=[INSTRUCTIONS[(i + 1) % len(INSTRUCTIONS)] for i in range(3)])
+    assert batch["instruction"] != reworded["instruction"]
+    changed = np.abs(_chunk(policy, reworded) - expected).max(axis=(1, 2))
+    assert (changed > 1e-6).all(), changed
+    dark = dict(batch, **{"obs/rgb/front": torch.zeros_like(batch["obs/rgb/front"])})
+    changed = np.abs(_chunk(policy, dark) - expected).max(axis=(1, 2))
+    assert (changed > 1e-6).all(), changed
+
+
+def test_the_expert_refuses_gradient_checkpointing(base):
+    family, path = base
+    with pytest.raises(ConfigError, match="gradient_checkpointing"):
+        _config(family, path, gradient_checkpointing=True)
+    assert _config(family, path).vlm.expert_width == 0  # half the language model's width by default
+    assert _policy(family, path, expert_width=8).expert.width == 8
