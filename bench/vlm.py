@@ -4,9 +4,10 @@ tiny random PaliGemma and Idefics3 models (policies/vlm/tiny.py), bf16 autocast 
 Each row runs both precisions on the same policy and batch, interleaved round by round (medians), fp32
 being the baseline: training is one AdamW step of `compute_loss` under `torch.autocast("cpu", bfloat16)`
 (what `polyact train precision=bf16` runs) or without; the chunk is `predict_chunk` (greedy decoding of
-every action token with the KV cache). Rows: each family x fine-tuning mode x token scheme (OpenVLA's
-256 bins, H*A tokens a chunk; SpatialVLA's grid cells, H*T with T = 2 here); latency with plain weights
-and with unmerged LoRA adapters.
+every action token with the KV cache, or the flow expert's Euler steps over one prefix cache). Rows: each
+family x fine-tuning mode x head (OpenVLA's 256 bins, H*A tokens a chunk; SpatialVLA's grid cells, H*T
+with T = 2 here; pi0's flow action expert, policies/vlm/expert.py, 10 Euler steps of the expert a chunk);
+latency with plain weights and with unmerged LoRA adapters.
 
 These tiny models (2 decoder layers of width 32) catch regressions of the code path (prompt building,
 decoding, LoRA, grid tokens); they say nothing about a 3B model's cost, which is matmul-bound.
@@ -37,6 +38,7 @@ FINETUNES = ("full", "frozen_vision", "lora")
 HEADS = {
     "openvla": HeadConfig(name="uniform_bins", decoding="autoregressive"),
     "spatialvla": HeadConfig(name="adaptive_grid"),
+    "pi0 flow": HeadConfig(name="flow", sample_steps=10),
 }
 CHUNK = 8
 
@@ -68,7 +70,7 @@ def training_step(policy: VLMPolicy, optimizer: torch.optim.Optimizer, batch: di
 
 def bench_training(bases: dict[str, Path], spec, stats, batch_size: int, rounds: int, reps: int) -> list[str]:
     rows = [
-        "| family | finetune | tokens | trained params | fp32 (samples/s) | bf16 (samples/s) | bf16/fp32 |",
+        "| family | finetune | head | trained params | fp32 (samples/s) | bf16 (samples/s) | bf16/fp32 |",
         "|---|---|---|---|---|---|---|",
     ]
     batch = make_batch(spec, batch_size, CHUNK)
@@ -97,7 +99,7 @@ def bench_latency(bases: dict[str, Path], spec, stats, rounds: int, reps: int) -
     """Batch-1 chunks; `full` stands for every mode without adapters at inference (frozen_vision and merged
     LoRA run the same graph), `lora` for unmerged adapters."""
     rows = [
-        "| family | tokens | weights | tokens/chunk | fp32 (ms/chunk) | bf16 (ms/chunk) | bf16 speed-up |",
+        "| family | head | weights | per chunk | fp32 (ms/chunk) | bf16 (ms/chunk) | bf16 speed-up |",
         "|---|---|---|---|---|---|---|",
     ]
     obs = make_batch(spec, 1, CHUNK, seed=1)
@@ -111,10 +113,13 @@ def bench_latency(bases: dict[str, Path], spec, stats, rounds: int, reps: int) -
                         policy.predict_chunk(obs)
 
                 fp32, bf16 = interleaved(lambda c=chunk: c(False), lambda c=chunk: c(True), rounds, reps)
-                tokens = CHUNK * policy.head.tokens_per_step
+                if policy.expert is None:
+                    work = f"{CHUNK * policy.head.tokens_per_step} tokens"
+                else:
+                    work = f"{policy.config.head.sample_steps} expert steps"
                 weights = "LoRA adapters" if finetune == "lora" else "plain"
                 rows.append(
-                    f"| {family} | {head} | {weights} | {tokens} | {fp32 * 1e3:.0f} | {bf16 * 1e3:.0f} | "
+                    f"| {family} | {head} | {weights} | {work} | {fp32 * 1e3:.0f} | {bf16 * 1e3:.0f} | "
                     f"{fp32 / bf16:.2f}x |"
                 )
                 print(rows[-1], flush=True)
