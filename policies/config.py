@@ -190,7 +190,7 @@ class VLMConfig:
     gradient_checkpointing: bool = False
     base_sha256: str = ""  # filled when the policy is built: the base model's content hash
     files: str = ""  # the base's config/tokenizer files when not at `path` (a saved policy's vlm_base/)
-    # head.name=flow: the action expert's width (0: half the language model's, pi0's 1024 beside Gemma's 2048)
+    # head.name=flow|diffusion|l1: the action expert's width (0: half the language model's; pi0: 1024 to 2048)
     expert_width: int = 0
 
     def __post_init__(self) -> None:
@@ -297,9 +297,10 @@ class PolicyConfig:
         if not self.vlm.path:
             raise ConfigError("policy.backbone=vlm needs policy.vlm.path, the base model's local directory")
         name = self.head.name
-        tokens = name not in ("adaptive_grid", "flow")  # SpatialVLA's grid and pi0's expert: no decoding choice
+        expert = name in ("flow", "diffusion", "l1")  # pi0's action expert (policies/vlm/expert_heads.py)
+        tokens = not expert and name != "adaptive_grid"  # SpatialVLA's grid and the expert: no decoding choice
         unsupported = {
-            "head.name": (name, name if name in ("adaptive_grid", "flow") else "uniform_bins"),
+            "head.name": (name, name if expert or name == "adaptive_grid" else "uniform_bins"),
             "head.decoding": (self.head.decoding, "autoregressive" if tokens else self.head.decoding),
             "head.temperature": (self.head.temperature, 0.0),
             "history": (self.history, 1),
@@ -310,16 +311,16 @@ class PolicyConfig:
             # the expert reads the prefix's KV cache, which transformers drops under gradient checkpointing
             "vlm.gradient_checkpointing": (
                 self.vlm.gradient_checkpointing,
-                self.vlm.gradient_checkpointing and name != "flow",
+                self.vlm.gradient_checkpointing and not expert,
             ),
         }
         wrong = {k: v for k, (v, ok) in unsupported.items() if v != ok}
         if wrong:
             raise ConfigError(
                 "policy.backbone=vlm supports head.name=uniform_bins with decoding=autoregressive (OpenVLA's action "
-                "tokens), head.name=adaptive_grid (SpatialVLA's) or head.name=flow (pi0's action expert, without "
-                "vlm.gradient_checkpointing), temperature=0 (greedy), history=1, translation=head, no sub-goals, no "
-                f"future frames and no depth; got {wrong}"
+                "tokens), head.name=adaptive_grid (SpatialVLA's) or head.name=flow|diffusion|l1 (pi0's action "
+                "expert, without vlm.gradient_checkpointing), temperature=0 (greedy), history=1, translation=head, "
+                f"no sub-goals, no future frames and no depth; got {wrong}"
             )
 
     def resolved(self) -> PolicyConfig:

@@ -15,11 +15,13 @@ Timesteps for `sample_steps` DDIM steps: "trailing" (default) = round(T - k T / 
 which starts at t = T-1 for any n (Lin et al. 2024, "Common Diffusion Noise Schedules and Sample Steps
 are Flawed"); diffusers' "leading" = k * (T // n) reversed starts at T - T/n, so one or two steps begin
 from a timestep the pure-noise input does not match. Both are available (`head.timestep_spacing`).
+`diffusion_loss` and `ddim_sample` are the rule itself, shared with the VLM policy's action expert.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -48,6 +50,43 @@ def ddim_timesteps(train_steps: int, sample_steps: int, spacing: str) -> list[in
     return [k * ratio for k in reversed(range(sample_steps))]
 
 
+Epsilon = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # x_t (B, H, A), timestep (B,) -> eps (B, H, A)
+
+
+def diffusion_loss(
+    eps_model: Epsilon,
+    actions: torch.Tensor,
+    pad: torch.Tensor,
+    alphas_cumprod: torch.Tensor,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """DDPM's epsilon-prediction loss on normalised actions (B, H, A), padded steps excluded."""
+    a = zero_padded(actions, pad)
+    b = a.shape[0]
+    noise = torch.randn(a.shape, generator=generator, device=a.device, dtype=a.dtype)
+    t = torch.randint(0, alphas_cumprod.shape[0], (b,), generator=generator, device=a.device)
+    ab = alphas_cumprod[t].reshape(b, 1, 1)
+    eps = eps_model(ab.sqrt() * a + (1 - ab).sqrt() * noise, t)
+    loss = masked_mean(F.mse_loss(eps, noise, reduction="none"), pad)
+    return loss, {"loss": loss.detach()}
+
+
+def ddim_sample(
+    eps_model: Epsilon, noise: torch.Tensor, alphas_cumprod: torch.Tensor, timesteps: list[int], clip: bool
+) -> torch.Tensor:
+    """DDIM (eta = 0) from `noise` (B, H, A) through the descending `timesteps`."""
+    x, b = noise, noise.shape[0]
+    for i, t in enumerate(timesteps):
+        ab = alphas_cumprod[t]
+        ab_prev = alphas_cumprod[timesteps[i + 1]] if i + 1 < len(timesteps) else ab.new_ones(())
+        eps = eps_model(x, torch.full((b,), t, device=x.device))
+        x0 = (x - (1 - ab).sqrt() * eps) / ab.sqrt()
+        if clip:
+            x0 = x0.clamp(-1, 1)
+        x = ab_prev.sqrt() * x0 + (1 - ab_prev).sqrt() * eps
+    return x
+
+
 class DiffusionHead(ActionHead):
     def __init__(self, cfg: HeadConfig, width: int, chunk: int, action_dim: int):
         super().__init__(cfg, width, chunk, action_dim)
@@ -61,15 +100,8 @@ class DiffusionHead(ActionHead):
         return self.denoiser(x, features, cond)
 
     def loss(self, readout, actions, pad, generator=None):
-        a = zero_padded(actions, pad)
-        b = a.shape[0]
-        noise = torch.randn(a.shape, generator=generator, device=a.device, dtype=a.dtype)
-        t = torch.randint(0, self.cfg.diffusion_train_steps, (b,), generator=generator, device=a.device)
-        ab = self.alphas_cumprod[t].reshape(b, 1, 1)
-        x_t = ab.sqrt() * a + (1 - ab).sqrt() * noise
-        eps = self._eps(x_t, t, self.denoiser.condition(readout))
-        loss = masked_mean(F.mse_loss(eps, noise, reduction="none"), pad)
-        return loss, {"loss": loss.detach()}
+        cond = self.denoiser.condition(readout)
+        return diffusion_loss(lambda x, t: self._eps(x, t, cond), actions, pad, self.alphas_cumprod, generator)
 
     def sample(self, readout, generator=None, noise=None, steps: int | None = None):
         """DDIM with `steps` (default head.sample_steps) steps from `noise` (B, H, A) or fresh noise."""
@@ -83,12 +115,4 @@ class DiffusionHead(ActionHead):
         )
         ts = ddim_timesteps(self.cfg.diffusion_train_steps, steps or self.cfg.sample_steps, self.cfg.timestep_spacing)
         cond = self.denoiser.condition(readout)
-        for i, t in enumerate(ts):
-            ab = self.alphas_cumprod[t]
-            ab_prev = self.alphas_cumprod[ts[i + 1]] if i + 1 < len(ts) else ab.new_ones(())
-            eps = self._eps(x, torch.full((b,), t, device=x.device), cond)
-            x0 = (x - (1 - ab).sqrt() * eps) / ab.sqrt()
-            if self.cfg.clip_sample:
-                x0 = x0.clamp(-1, 1)
-            x = ab_prev.sqrt() * x0 + (1 - ab_prev).sqrt() * eps
-        return x
+        return ddim_sample(lambda x, t: self._eps(x, t, cond), x, self.alphas_cumprod, ts, self.cfg.clip_sample)

@@ -33,6 +33,7 @@ from polyact.policies.config import HeadConfig, VLMConfig
 from polyact.policies.pretrained import PREPROCESSOR_FILE, _transformers
 from polyact.policies.vlm.action_tokens import ActionTokens
 from polyact.policies.vlm.expert import Prefix
+from polyact.policies.vlm.expert_heads import EXPERT_HEADS
 from polyact.policies.vlm.families import family_class
 from polyact.policies.vlm.grid_tokens import GridTokens
 
@@ -133,10 +134,10 @@ class VLMBackbone(nn.Module):
         self.tokenizer = tf.AutoTokenizer.from_pretrained(files, local_files_only=True)
         self.files = files
         self.family = family_class(cfg.family)(model.config, self.tokenizer)
-        self.tokens: ActionTokens | GridTokens | None = None  # head.name=flow: the action expert acts instead
+        self.tokens: ActionTokens | GridTokens | None = None  # flow, diffusion, l1: the action expert acts instead
         if head.name == "adaptive_grid":
             self.tokens = self._grid_tokens(model, head, action_dim, init=load_weights)
-        elif head.name != "flow":
+        elif head.name not in EXPERT_HEADS:
             vocab = model.get_output_embeddings().out_features
             special = self.family.special_ids()
             self.tokens = ActionTokens(self.tokenizer.vocab_size, head.num_bins, special, vocab, action_dim)

@@ -85,13 +85,23 @@ class ExpertLayer(nn.Module):
 
 
 class ActionExpert(nn.Module):
-    """The velocity model v(x_t, t | state, prefix) of pi0's flow matching (heads/flow.py's rule)."""
+    """The velocity model v(x_t, t | state, prefix) of pi0's flow matching, or the epsilon model of
+    diffusion, or an L1 regressor (expert_heads.py); `time_periods` are its time features' periods."""
 
     fits_to_data = False  # the training loop's head flags (heads/base.py)
     predicts_distribution = False
 
-    def __init__(self, text_config: Any, width: int, chunk: int, action_dim: int, state_dim: int):
+    def __init__(
+        self,
+        text_config: Any,
+        width: int,
+        chunk: int,
+        action_dim: int,
+        state_dim: int,
+        time_periods: tuple[float, float] = (4e-3, 4.0),
+    ):
         super().__init__()
+        self.time_periods = time_periods
         heads, kv_heads = int(text_config.num_attention_heads), int(text_config.num_key_value_heads)
         head_dim = int(getattr(text_config, "head_dim", None) or text_config.hidden_size // heads)
         width = width or int(text_config.hidden_size) // 2
@@ -112,7 +122,7 @@ class ActionExpert(nn.Module):
         """x_t (B, H, A), t (B,), normalised state (B, S) -> velocity (B, H, A); `rotary` is the VLM's
         rotary embedding module, so the suffix's positions are rotated exactly as the prefix's."""
         b = x.shape[0]
-        time = sincos_embedding(t, self.width, 4e-3, 4.0).to(x.dtype)[:, None].expand(b, self.chunk, -1)
+        time = sincos_embedding(t, self.width, *self.time_periods).to(x.dtype)[:, None].expand(b, self.chunk, -1)
         tokens = self.action_time(torch.cat([self.action_in(x), time], dim=-1))
         if self.state_in is not None:
             tokens = torch.cat([self.state_in(state.to(x.dtype))[:, None], tokens], dim=1)

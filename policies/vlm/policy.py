@@ -9,8 +9,9 @@ head.name=adaptive_grid, one added token per step and part, a cell of the grid f
 actions (SpatialVLA, grid_tokens.py, T = 2 or 3). Training is the language model's cross-entropy on those
 tokens alone (padded chunk steps excluded), inference decodes them greedily one after another. As in
 OpenVLA the token schemes read the images and the instruction, not the proprioceptive state or goal vector.
-head.name=flow: pi0's action expert (expert.py) reads the VLM's KV cache and the normalised state and
-predicts the flow's velocity; heads/flow.py's loss and Euler sampling, the prefix computed once a chunk.
+head.name=flow (or diffusion, l1): pi0's action expert (expert.py) reads the VLM's KV cache and the
+normalised state and predicts the flow's velocity (the diffusion's noise, the L1 chunk) under the trunk
+heads' own rules (expert_heads.py), the prefix computed once a chunk.
 
 It has VLAPolicy's interface (compute_loss / forward, predict_chunk, as_batch, save_pretrained,
 from_pretrained, adapt_to_dataset), and `VLAPolicy(config)` with backbone=vlm builds it.
@@ -37,12 +38,12 @@ from polyact.contract import EnvSpec
 from polyact.errors import ConfigError, ContractError
 from polyact.policies.config import PolicyConfig
 from polyact.policies.heads.base import masked_mean, zero_padded
-from polyact.policies.heads.flow import euler_sample, flow_matching_loss
 from polyact.policies.history import as_loader_batch
 from polyact.policies.normalize import Normalizer
 from polyact.policies.vlm.action_tokens import ActionTokens
 from polyact.policies.vlm.backbone import VLMBackbone
 from polyact.policies.vlm.expert import ActionExpert
+from polyact.policies.vlm.expert_heads import EXPERT_HEADS, TIME_PERIODS, ExpertRule
 from polyact.policies.vlm.grid_tokens import GridTokens
 
 BASE_DIR = "vlm_base"
@@ -60,14 +61,17 @@ class VLMPolicy(nn.Module):
         self.config = cfg = config
         self.env_spec = env_spec
         modes, shapes = {"action": cfg.action_normalization}, {"action": (cfg.action_dim,)}
-        if cfg.head.name == "flow" and cfg.state_dim:  # pi0's expert reads the state too
+        expert = cfg.head.name in EXPERT_HEADS
+        if expert and cfg.state_dim:  # pi0's expert reads the state too
             modes["state"], shapes["state"] = "mean_std", (cfg.state_dim,)
         self.normalizer = Normalizer(modes, shapes)
         self.vlm = VLMBackbone(cfg.vlm, cfg.head, cfg.action_dim, load_pretrained_weights)
         self.expert: ActionExpert | None = None
-        if cfg.head.name == "flow":
+        if expert:
             text = self.vlm.family.config.get_text_config()
-            self.expert = ActionExpert(text, cfg.vlm.expert_width, cfg.chunk, cfg.action_dim, cfg.state_dim)
+            periods = TIME_PERIODS[cfg.head.name]
+            self.expert = ActionExpert(text, cfg.vlm.expert_width, cfg.chunk, cfg.action_dim, cfg.state_dim, periods)
+            self.rule = ExpertRule(cfg.head)
         cfg.vlm.base_sha256 = self.vlm.sha256
         object.__setattr__(self, "subgoal_predictor", None)
 
@@ -124,9 +128,9 @@ class VLMPolicy(nn.Module):
         self, batch: Mapping[str, Any], generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The language model's cross-entropy on the chunk's action tokens (padded steps excluded), or the
-        expert's flow-matching loss."""
+        expert's loss (flow matching, diffusion or L1)."""
         if self.expert is not None:
-            return self._flow_loss(batch, generator)
+            return self._expert_loss(batch, generator)
         actions = self._get(batch, "action").float()  # (B, H, A)
         pad = self._get(batch, "action_is_pad").bool()  # (B, H)
         h, a, t = self.config.chunk, self.config.action_dim, self.head.tokens_per_step
@@ -149,13 +153,13 @@ class VLMPolicy(nn.Module):
             return None
         return self.normalizer.normalize("state", self._get(batch, "obs/state")[:, -1].float())
 
-    def _velocity(self, batch: Mapping[str, Any]) -> Any:
-        """v(x_t, t) of the expert for this batch, the VLM run once on its images and instructions."""
+    def _expert_model(self, batch: Mapping[str, Any]) -> Any:
+        """The expert as a model of (x, time) for this batch, the VLM run once on its images and instructions."""
         prefix = self.vlm.prefix(*self._observation(batch))
         state, rotary = self._state(batch), self.vlm.rotary
         return lambda x, t: self.expert(x, t, state, prefix, rotary)
 
-    def _flow_loss(
+    def _expert_loss(
         self, batch: Mapping[str, Any], generator: torch.Generator | None
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         actions = self.normalizer.normalize("action", self._get(batch, "action").float())
@@ -165,7 +169,7 @@ class VLMPolicy(nn.Module):
                 f"batch actions have shape {tuple(actions.shape)}; the policy predicts chunks of "
                 f"({self.config.chunk}, {self.config.action_dim})"
             )
-        return flow_matching_loss(self._velocity(batch), actions, pad, generator)
+        return self.rule.loss(self._expert_model(batch), actions, pad, generator)
 
     forward = compute_loss  # so DDP / FSDP wrappers can call the module
 
@@ -173,16 +177,16 @@ class VLMPolicy(nn.Module):
         self, obs: Any, generator: torch.Generator | None = None, noise: torch.Tensor | None = None
     ) -> np.ndarray:
         """Action chunks (B, H, A) in raw action units: H*T greedy action tokens (T per step; greedy decoding
-        draws nothing, so `generator` and `noise` are unused), or the expert's flow integrated from `noise`
-        (B, H, A) or fresh noise in head.sample_steps Euler steps over one prefix cache."""
+        draws nothing, so `generator` and `noise` are unused), or the expert's chunk from `noise` (B, H, A) or
+        fresh noise: head.sample_steps Euler (flow) or DDIM (diffusion) steps over one prefix cache."""
         batch = self.as_batch(obs)
         if self.expert is not None:
             with torch.inference_mode():
-                velocity = self._velocity(batch)
+                model = self._expert_model(batch)
                 b, cfg = len(batch["instruction"]), self.config
                 if noise is None:
                     noise = torch.randn((b, cfg.chunk, cfg.action_dim), generator=generator, device=self.device)
-                normalized = euler_sample(velocity, torch.as_tensor(noise, device=self.device), cfg.head.sample_steps)
+                normalized = self.rule.sample(model, torch.as_tensor(noise, device=self.device))
                 return self.normalizer.unnormalize("action", normalized.float()).cpu().numpy()
         instructions, images = self._observation(batch)
         h, t = self.config.chunk, self.head.tokens_per_step

@@ -28,22 +28,22 @@ def base(request, tmp_path_factory) -> tuple[str, Path]:
     return family, write_tiny_base(tmp_path_factory.mktemp(f"vlm_{family}"), family, INSTRUCTIONS)
 
 
-def _config(family: str, path: Path, finetune: str = "lora", **vlm: Any) -> PolicyConfig:
+def _config(family: str, path: Path, finetune: str = "lora", head: str = "flow", **vlm: Any) -> PolicyConfig:
     return PolicyConfig(
         size="tiny",
         backbone="vlm",
         vlm={"path": str(path), "family": family, "finetune": finetune, "lora_rank": 4, "lora_alpha": 8, **vlm},
-        head=HeadConfig(name="flow", sample_steps=4),
+        head=HeadConfig(name=head, sample_steps=4),
         history=1,
         chunk=3,
         replan_every=1,
     )
 
 
-def _policy(family: str, path: Path, finetune: str = "lora", **vlm: Any) -> VLMPolicy:
+def _policy(family: str, path: Path, finetune: str = "lora", head: str = "flow", **vlm: Any) -> VLMPolicy:
     spec = make_spec(cameras=("front", "wrist"), size=24)
     torch.manual_seed(0)
-    return build_policy(_config(family, path, finetune, **vlm), spec, make_stats(spec), INSTRUCTIONS)
+    return build_policy(_config(family, path, finetune, head, **vlm), spec, make_stats(spec), INSTRUCTIONS)
 
 
 def _batch(policy: VLMPolicy, seed: int = 0) -> dict[str, Any]:
@@ -149,3 +149,23 @@ def test_the_expert_refuses_gradient_checkpointing(base):
         _config(family, path, gradient_checkpointing=True)
     assert _config(family, path).vlm.expert_width == 0  # half the language model's width by default
     assert _policy(family, path, expert_width=8).expert.width == 8
+
+
+@pytest.mark.parametrize("head", ["diffusion", "l1"])
+def test_diffusion_and_l1_train_reload_and_read_the_vlm_through_the_expert(base, tmp_path, head):
+    """The same expert under heads/diffusion.py's DDPM/DDIM rule and OpenVLA-OFT's L1 regression."""
+    family, path = base
+    policy = _policy(family, path, head=head)
+    assert policy.head is policy.expert and policy.vlm.tokens is None
+    batch = _batch(policy)
+    before = _train(policy, batch, 2)
+    with torch.no_grad():
+        assert _loss(policy, batch).item() < before[0]
+    expected = _chunk(policy, batch)
+    assert expected.shape == (3, 3, 4) and np.isfinite(expected).all()
+    loaded = VLAPolicy.from_pretrained(policy.save_pretrained(tmp_path / "policy"))
+    np.testing.assert_array_equal(_chunk(loaded, batch), expected)
+    deterministic = np.array_equal(_chunk(loaded, batch, seed=2), expected)
+    assert deterministic == (head == "l1")  # L1 regresses the chunk; diffusion samples it
+    reworded = dict(batch, instruction=[INSTRUCTIONS[(i + 1) % len(INSTRUCTIONS)] for i in range(3)])
+    assert (np.abs(_chunk(loaded, reworded) - expected).max(axis=(1, 2)) > 1e-6).all()
