@@ -12,6 +12,7 @@ OpenVLA the token schemes read the images and the instruction, not the proprioce
 head.name=flow (or diffusion, l1): pi0's action expert (expert.py) reads the VLM's KV cache and the
 normalised state and predicts the flow's velocity (the diffusion's noise, the L1 chunk) under the trunk
 heads' own rules (expert_heads.py), the prefix computed once a chunk.
+vision.depth=true adds SpatialVLA's Ego3D encoding to the vision tower's patch features (ego3d.py).
 
 It has VLAPolicy's interface (compute_loss / forward, predict_chunk, as_batch, save_pretrained,
 from_pretrained, adapt_to_dataset), and `VLAPolicy(config)` with backbone=vlm builds it.
@@ -25,6 +26,7 @@ LoRA, vlm_adapter/ (peft's adapter_config.json and adapter_model.safetensors, th
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,7 @@ from polyact.policies.history import as_loader_batch
 from polyact.policies.normalize import Normalizer
 from polyact.policies.vlm.action_tokens import ActionTokens
 from polyact.policies.vlm.backbone import VLMBackbone
+from polyact.policies.vlm.ego3d import VisionTowerEgo3D
 from polyact.policies.vlm.expert import ActionExpert
 from polyact.policies.vlm.expert_heads import EXPERT_HEADS, TIME_PERIODS, ExpertRule
 from polyact.policies.vlm.grid_tokens import GridTokens
@@ -66,6 +69,11 @@ class VLMPolicy(nn.Module):
             modes["state"], shapes["state"] = "mean_std", (cfg.state_dim,)
         self.normalizer = Normalizer(modes, shapes)
         self.vlm = VLMBackbone(cfg.vlm, cfg.head, cfg.action_dim, load_pretrained_weights)
+        self.ego3d: VisionTowerEgo3D | None = None
+        if cfg.vision.depth:  # SpatialVLA's Ego3D added to the vision tower's patch features
+            base = self.vlm.model.get_base_model() if self.vlm.lora else self.vlm.model
+            vision = self.vlm.family.config.vision_config
+            self.ego3d = VisionTowerEgo3D(cfg.vision, self.vlm.family.vision_tower(base), vision)
         self.expert: ActionExpert | None = None
         if expert:
             text = self.vlm.family.config.get_text_config()
@@ -120,6 +128,26 @@ class VLMPolicy(nn.Module):
             images.append(rgb)
         return list(instructions), torch.stack(images, dim=1)
 
+    def _depth(self, batch: Mapping[str, Any]) -> AbstractContextManager[None]:
+        """With vision.depth, the last step's depth (B, C, H, W) and intrinsics (B, C, 3, 3) for the vision
+        tower's Ego3D hook (ego3d.py) during the block; `vision.crop` crops depth and moves K's principal
+        point as it crops the images."""
+        if self.ego3d is None:
+            return nullcontext()
+        crop = self.config.vision.crop
+        depths, intrinsics = [], []
+        for cam in self.config.cameras:
+            depth = self._get(batch, f"obs/depth/{cam}")[:, -1].float()  # (B, H, W)
+            k = self._get(batch, f"obs/intrinsics/{cam}")[:, -1].float().clone()  # (B, 3, 3)
+            if crop:
+                top, left, height, width = crop
+                depth = depth[:, top : top + height, left : left + width]
+                k[:, 0, 2] -= left
+                k[:, 1, 2] -= top
+            depths.append(depth)
+            intrinsics.append(k)
+        return self.ego3d.geometry(torch.stack(depths, dim=1), torch.stack(intrinsics, dim=1))
+
     def as_batch(self, obs: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
         return as_loader_batch(obs, self.config.history)
 
@@ -129,6 +157,12 @@ class VLMPolicy(nn.Module):
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The language model's cross-entropy on the chunk's action tokens (padded steps excluded), or the
         expert's loss (flow matching, diffusion or L1)."""
+        with self._depth(batch):
+            return self._loss(batch, generator)
+
+    def _loss(
+        self, batch: Mapping[str, Any], generator: torch.Generator | None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if self.expert is not None:
             return self._expert_loss(batch, generator)
         actions = self._get(batch, "action").float()  # (B, H, A)
@@ -180,6 +214,12 @@ class VLMPolicy(nn.Module):
         draws nothing, so `generator` and `noise` are unused), or the expert's chunk from `noise` (B, H, A) or
         fresh noise: head.sample_steps Euler (flow) or DDIM (diffusion) steps over one prefix cache."""
         batch = self.as_batch(obs)
+        with self._depth(batch):
+            return self._predict(batch, generator, noise)
+
+    def _predict(
+        self, batch: Mapping[str, Any], generator: torch.Generator | None, noise: torch.Tensor | None
+    ) -> np.ndarray:
         if self.expert is not None:
             with torch.inference_mode():
                 model = self._expert_model(batch)
