@@ -258,13 +258,14 @@ class VLMBackbone(nn.Module):
         mask = inputs["attention_mask"]
         positions = (mask.cumsum(-1) - 1).clamp(min=0) + self.family.position_offset
         base = self.model.get_base_model() if self.lora else self.model
-        cache = base.model(**inputs, position_ids=positions, use_cache=True).cache
-        layers = cache.layers
+        out = base.model(**inputs, position_ids=positions, use_cache=True)
+        layers = out.cache.layers
         return Prefix(
             keys=[layer.keys for layer in layers],
             values=[layer.values for layer in layers],
             mask=mask.bool(),
             next_position=mask.sum(-1) + self.family.position_offset,
+            hidden=out.last_hidden_state,
         )
 
     @property

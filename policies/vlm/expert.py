@@ -38,12 +38,21 @@ from polyact.policies.heads.base import sincos_embedding
 @dataclass
 class Prefix:
     """The VLM's KV cache of one batch of observations: keys/values (B, KV heads, L, head dim) per
-    layer, which prefix positions are real tokens (B, L), and the first suffix position (B,)."""
+    layer, which prefix positions are real tokens (B, L), the first suffix position (B,), and the last
+    layer's hidden states (B, L, D), which the expert does not read (see `tie_to_loss`)."""
 
     keys: list[torch.Tensor]
     values: list[torch.Tensor]
     mask: torch.Tensor
     next_position: torch.Tensor
+    hidden: torch.Tensor
+
+    def tie_to_loss(self, loss: torch.Tensor) -> torch.Tensor:
+        """`loss` + 0 x the last hidden states: the same value and gradients, but every decoder layer's
+        output now reaches the loss. FSDP2 gathers a sharded layer's weights for the backward pass from a
+        hook on the layer's output; the last layer's output is otherwise unused (only its keys and values
+        are), so its weights would not be gathered when the gradient reaches its key/value projections."""
+        return loss + 0.0 * self.hidden.float().mean()
 
 
 def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:

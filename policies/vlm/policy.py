@@ -45,7 +45,7 @@ from polyact.policies.normalize import Normalizer
 from polyact.policies.vlm.action_tokens import ActionTokens
 from polyact.policies.vlm.backbone import VLMBackbone
 from polyact.policies.vlm.ego3d import VisionTowerEgo3D
-from polyact.policies.vlm.expert import ActionExpert
+from polyact.policies.vlm.expert import ActionExpert, Prefix
 from polyact.policies.vlm.expert_heads import EXPERT_HEADS, TIME_PERIODS, ExpertRule
 from polyact.policies.vlm.grid_tokens import GridTokens
 
@@ -187,11 +187,11 @@ class VLMPolicy(nn.Module):
             return None
         return self.normalizer.normalize("state", self._get(batch, "obs/state")[:, -1].float())
 
-    def _expert_model(self, batch: Mapping[str, Any]) -> Any:
+    def _expert_model(self, batch: Mapping[str, Any]) -> tuple[Any, Prefix]:
         """The expert as a model of (x, time) for this batch, the VLM run once on its images and instructions."""
         prefix = self.vlm.prefix(*self._observation(batch))
         state, rotary = self._state(batch), self.vlm.rotary
-        return lambda x, t: self.expert(x, t, state, prefix, rotary)
+        return (lambda x, t: self.expert(x, t, state, prefix, rotary)), prefix
 
     def _expert_loss(
         self, batch: Mapping[str, Any], generator: torch.Generator | None
@@ -203,7 +203,9 @@ class VLMPolicy(nn.Module):
                 f"batch actions have shape {tuple(actions.shape)}; the policy predicts chunks of "
                 f"({self.config.chunk}, {self.config.action_dim})"
             )
-        return self.rule.loss(self._expert_model(batch), actions, pad, generator)
+        model, prefix = self._expert_model(batch)
+        loss, metrics = self.rule.loss(model, actions, pad, generator)
+        return prefix.tie_to_loss(loss), metrics
 
     forward = compute_loss  # so DDP / FSDP wrappers can call the module
 
@@ -222,7 +224,7 @@ class VLMPolicy(nn.Module):
     ) -> np.ndarray:
         if self.expert is not None:
             with torch.inference_mode():
-                model = self._expert_model(batch)
+                model, _ = self._expert_model(batch)
                 b, cfg = len(batch["instruction"]), self.config
                 if noise is None:
                     noise = torch.randn((b, cfg.chunk, cfg.action_dim), generator=generator, device=self.device)
