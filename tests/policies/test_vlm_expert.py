@@ -169,3 +169,14 @@ def test_diffusion_and_l1_train_reload_and_read_the_vlm_through_the_expert(base,
     assert deterministic == (head == "l1")  # L1 regresses the chunk; diffusion samples it
     reworded = dict(batch, instruction=[INSTRUCTIONS[(i + 1) % len(INSTRUCTIONS)] for i in range(3)])
     assert (np.abs(_chunk(loaded, reworded) - expected).max(axis=(1, 2)) > 1e-6).all()
+
+
+def test_merged_lora_gives_the_unmerged_chunk(base):
+    """Merging the adapters (inference) keeps the expert reading the same keys and values."""
+    family, path = base
+    policy = _policy(family, path)
+    batch = _batch(policy)
+    _train(policy, batch, 1)
+    expected = _chunk(policy, batch)
+    policy.merge_lora()
+    np.testing.assert_allclose(_chunk(policy, batch), expected, atol=1e-5)
