@@ -55,7 +55,8 @@ ADAPTER_WEIGHTS = "adapter_model.safetensors"
 
 
 class VLMPolicy(nn.Module):
-    """A pretrained VLM fine-tuned to emit action tokens; build with `build_policy` (config.backbone=vlm)."""
+    """A pretrained VLM fine-tuned to emit action tokens or to feed pi0's action expert; build with
+    `build_policy` (config.backbone=vlm)."""
 
     def __init__(self, config: PolicyConfig, load_pretrained_weights: bool = True, env_spec: EnvSpec | None = None):
         super().__init__()
