@@ -63,10 +63,15 @@ class Sim:
         self.data.qvel[vadr : vadr + 6] = 0.0
 
     def move_fixed(self, body: str, pos, yaw: float = 0.0) -> None:
-        """Move a body welded to the world (furniture) by editing the model."""
+        """Move a body welded to the world (furniture) by editing the model; a mocap body (the MJX backend's
+        copy of the scene) is posed by the data as well."""
         bid = self.model.body(body).id
         self.model.body_pos[bid] = pos
         self.model.body_quat[bid] = [np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)]
+        mocap = self.model.body_mocapid[bid]
+        if mocap >= 0:
+            self.data.mocap_pos[mocap] = self.model.body_pos[bid]
+            self.data.mocap_quat[mocap] = self.model.body_quat[bid]
 
     def paint(self, body: str, rgba, geoms: list[int] | None = None) -> None:
         for g in self.geoms_of(body) if geoms is None else geoms:

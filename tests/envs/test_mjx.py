@@ -83,6 +83,7 @@ def replay():
                     "qpos": np.array(qpos),
                     "success": np.array(success),
                     "instructions": instructions,
+                    "mocap_pos": np.asarray(batch.d.mocap_pos),
                     "batch": batch,
                 },
             )
@@ -118,10 +119,13 @@ def test_cpu_expert_actions_succeed_on_mjx(replay, task):
 
 
 def test_each_environment_depends_on_its_own_seed_only(replay):
-    """Reset again with the seeds swapped: each environment starts as its seed did, wherever it sits."""
+    """Reset again with the seeds swapped: each environment's layout (the welded props' poses, mocap bodies
+    on MJX; the arm always starts at home) is its seed's, wherever it sits in the batch."""
     task = TESTED[0]
     _, mjx = replay(task)
     batch = mjx["batch"]
     batch.reset(SEEDS[::-1])
+    mocap_pos = np.asarray(batch.d.mocap_pos)
+    np.testing.assert_array_equal(mocap_pos[::-1], mjx["mocap_pos"])
     np.testing.assert_array_equal(batch.qpos[::-1], mjx["qpos"][0])
-    assert not np.allclose(batch.qpos[0], batch.qpos[1])
+    assert not np.allclose(mocap_pos[0], mocap_pos[1])
