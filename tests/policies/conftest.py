@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -111,3 +112,32 @@ def one_thread():
 def synthetic() -> dict[str, Callable[..., Any]]:
     """The factories above, for tests (conftest modules cannot be imported under importlib mode)."""
     return {"spec": make_spec, "stats": make_stats, "batch": make_batch, "config": tiny_config, "policy": make_policy}
+
+
+@pytest.fixture(scope="module", params=["paligemma", "idefics3"])
+def base(request, tmp_path_factory) -> tuple[str, Path]:
+    """(family, directory) of a tiny random base VLM of each family, as save_pretrained writes it."""
+    from polyact.policies.vlm.tiny import write_tiny_base
+
+    family = request.param
+    return family, write_tiny_base(tmp_path_factory.mktemp(f"vlm_{family}"), family, INSTRUCTIONS)
+
+
+def train_steps(
+    policy: torch.nn.Module,
+    batch: dict[str, Any],
+    steps: int,
+    loss: Callable[[Any, dict[str, Any]], torch.Tensor] | None = None,
+) -> list[float]:
+    """`steps` AdamW steps (lr 1e-2) on one fixed batch; the losses before each step. `loss(policy, batch)`
+    defaults to the policy's own compute_loss."""
+    optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=1e-2)
+    policy.train()
+    losses = []
+    for _ in range(steps):
+        optimizer.zero_grad()
+        value = loss(policy, batch) if loss else policy.compute_loss(batch)[0]
+        value.backward()
+        optimizer.step()
+        losses.append(value.item())
+    return losses

@@ -16,20 +16,13 @@ from polyact.errors import ConfigError
 from polyact.policies import HeadConfig, PolicyConfig, VLAPolicy, build_policy
 from polyact.policies.vlm.backbone import PROMPT
 from polyact.policies.vlm.policy import ADAPTER_DIR, VLMPolicy
-from polyact.policies.vlm.tiny import IMAGE, VOCAB, tiny_model, write_tiny_base
+from polyact.policies.vlm.tiny import IMAGE, VOCAB, tiny_model
 
-from .conftest import INSTRUCTIONS, make_batch, make_spec, make_stats
+from .conftest import INSTRUCTIONS, make_batch, make_spec, make_stats, train_steps
 
 pytest.importorskip("transformers")
 pytest.importorskip("tokenizers")
 pytest.importorskip("peft")
-
-
-@pytest.fixture(scope="module", params=["paligemma", "idefics3"])
-def base(request, tmp_path_factory) -> tuple[str, Path]:
-    """A tiny base model directory of one family, as save_pretrained writes it."""
-    family = request.param
-    return family, write_tiny_base(tmp_path_factory.mktemp(f"vlm_{family}"), family, INSTRUCTIONS)
 
 
 def _config(family: str, path: Path, finetune: str = "lora", **vlm: Any) -> PolicyConfig:
@@ -53,19 +46,6 @@ def _policy(family: str, path: Path, finetune: str = "lora", cameras=("front", "
 def _batch(policy: VLMPolicy, seed: int = 0) -> dict[str, Any]:
     spec = make_spec(cameras=tuple(policy.config.cameras), size=24)
     return make_batch(spec, batch=3, history=1, chunk=policy.config.chunk, seed=seed)
-
-
-def _train(policy: VLMPolicy, batch: dict[str, Any], steps: int) -> list[float]:
-    optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=1e-2)
-    policy.train()
-    losses = []
-    for _ in range(steps):
-        optimizer.zero_grad()
-        loss, _ = policy.compute_loss(batch)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    return losses
 
 
 def _logits(policy: VLMPolicy, batch: dict[str, Any]) -> torch.Tensor:
@@ -131,7 +111,7 @@ def test_training_steps_reduce_the_loss(base, finetune):
     family, path = base
     policy = _policy(family, path, finetune)
     batch = _batch(policy)
-    losses = _train(policy, batch, 3)
+    losses = train_steps(policy, batch, 3)
     assert losses == sorted(losses, reverse=True) and losses[-1] < losses[0], losses
 
 
@@ -140,7 +120,7 @@ def test_frozen_vision_keeps_the_vision_tower_and_saves_without_it(base, tmp_pat
     policy = _policy(family, path, "frozen_vision")
     tower = policy.vlm.family.vision_tower(policy.vlm.model)
     before = {k: v.clone() for k, v in tower.state_dict().items()}
-    _train(policy, _batch(policy), 2)
+    train_steps(policy, _batch(policy), 2)
     assert all(torch.equal(v, tower.state_dict()[k]) for k, v in before.items())
     policy.save_pretrained(tmp_path / "p")
     keys = list(load_file(str(tmp_path / "p" / "model.safetensors")))
@@ -155,7 +135,7 @@ def test_greedy_decoding_is_argmax_of_the_training_logits(base):
     family, path = base
     policy = _policy(family, path)
     batch = _batch(policy)
-    _train(policy, batch, 3)
+    train_steps(policy, batch, 3)
     policy.eval()
     chunk = policy.predict_chunk(batch)
     decoded = {**batch, "action": torch.as_tensor(chunk)}
@@ -169,7 +149,7 @@ def test_greedy_decoding_is_argmax_of_the_training_logits(base):
 def test_lora_adapters_saved_alone_and_reload_identically(base, tmp_path):
     family, path = base
     policy = _policy(family, path, "lora")
-    _train(policy, _batch(policy), 2)
+    train_steps(policy, _batch(policy), 2)
     policy.eval()
     policy.save_pretrained(tmp_path / "p")
     adapter = tmp_path / "p" / ADAPTER_DIR
@@ -186,7 +166,7 @@ def test_merged_lora_equals_unmerged(base):
     family, path = base
     policy = _policy(family, path, "lora")
     batch = _batch(policy)
-    _train(policy, batch, 2)
+    train_steps(policy, batch, 2)
     policy.eval()
     unmerged = _logits(policy, batch)
     policy.merge_lora()
@@ -201,7 +181,7 @@ def test_full_finetune_loads_without_the_base_and_gives_identical_actions(base, 
     for file in path.iterdir():
         (copy / file.name).write_bytes(file.read_bytes())
     policy = _policy(family, copy, "full")
-    _train(policy, _batch(policy), 2)
+    train_steps(policy, _batch(policy), 2)
     policy.eval()
     policy.save_pretrained(tmp_path / "p")
     for file in copy.iterdir():
@@ -289,7 +269,7 @@ def test_a_training_checkpoint_of_a_lora_policy_restores_its_averaged_weights(ba
     family, path = base
     policy = _policy(family, path, "lora")
     ema = EMA(policy, decay=0.5)
-    _train(policy, _batch(policy), 2)
+    train_steps(policy, _batch(policy), 2)
     ema.update()
     optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=1e-3)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)

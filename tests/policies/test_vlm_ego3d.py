@@ -13,7 +13,6 @@ import torch
 from polyact.errors import ContractError
 from polyact.policies import HeadConfig, PolicyConfig, VLAPolicy, build_policy
 from polyact.policies.vlm.policy import VLMPolicy
-from polyact.policies.vlm.tiny import write_tiny_base
 
 from .conftest import INSTRUCTIONS, make_batch, make_spec, make_stats
 
@@ -22,12 +21,6 @@ pytest.importorskip("tokenizers")
 pytest.importorskip("peft")
 
 HEADS = {"openvla": HeadConfig(name="uniform_bins", decoding="autoregressive"), "flow": HeadConfig(name="flow")}
-
-
-@pytest.fixture(scope="module", params=["paligemma", "idefics3"])
-def base(request, tmp_path_factory) -> tuple[str, Path]:
-    family = request.param
-    return family, write_tiny_base(tmp_path_factory.mktemp(f"vlm_{family}"), family, INSTRUCTIONS)
 
 
 def _policy(family: str, path: Path, head: str = "flow", finetune: str = "frozen_vision") -> VLMPolicy:

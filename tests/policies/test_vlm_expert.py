@@ -13,19 +13,12 @@ import torch
 from polyact.errors import ConfigError
 from polyact.policies import HeadConfig, PolicyConfig, VLAPolicy, build_policy
 from polyact.policies.vlm.policy import VLMPolicy
-from polyact.policies.vlm.tiny import write_tiny_base
 
-from .conftest import INSTRUCTIONS, make_batch, make_spec, make_stats
+from .conftest import INSTRUCTIONS, make_batch, make_spec, make_stats, train_steps
 
 pytest.importorskip("transformers")
 pytest.importorskip("tokenizers")
 pytest.importorskip("peft")
-
-
-@pytest.fixture(scope="module", params=["paligemma", "idefics3"])
-def base(request, tmp_path_factory) -> tuple[str, Path]:
-    family = request.param
-    return family, write_tiny_base(tmp_path_factory.mktemp(f"vlm_{family}"), family, INSTRUCTIONS)
 
 
 def _config(family: str, path: Path, finetune: str = "lora", head: str = "flow", **vlm: Any) -> PolicyConfig:
@@ -56,19 +49,6 @@ def _loss(policy: VLMPolicy, batch: dict[str, Any]) -> torch.Tensor:
     return policy.compute_loss(batch, torch.Generator().manual_seed(0))[0]
 
 
-def _train(policy: VLMPolicy, batch: dict[str, Any], steps: int) -> list[float]:
-    optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=1e-2)
-    policy.train()
-    losses = []
-    for _ in range(steps):
-        optimizer.zero_grad()
-        loss = _loss(policy, batch)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    return losses
-
-
 def _chunk(policy: VLMPolicy, batch: dict[str, Any], seed: int = 1) -> np.ndarray:
     policy.eval()
     return policy.predict_chunk(batch, generator=torch.Generator().manual_seed(seed))
@@ -94,7 +74,7 @@ def test_two_training_steps_reduce_the_loss_and_the_expert_always_trains(base, f
     base_weights = [p for name, p in tower.named_parameters() if "lora_" not in name]
     assert any(p.requires_grad for p in base_weights) == (finetune == "full")
     batch = _batch(policy)
-    before = _train(policy, batch, 2)
+    before = train_steps(policy, batch, 2, _loss)
     with torch.no_grad():
         after = _loss(policy, batch).item()
     assert after < before[0], (before, after)
@@ -105,7 +85,7 @@ def test_save_and_load_give_identical_sampled_chunks(base, tmp_path, finetune):
     family, path = base
     policy = _policy(family, path, finetune)
     batch = _batch(policy)
-    _train(policy, batch, 1)  # LoRA's B matrices start at zero: train so the adapters matter
+    train_steps(policy, batch, 1, _loss)  # LoRA's B matrices start at zero: train so the adapters matter
     expected = _chunk(policy, batch)
     directory = policy.save_pretrained(tmp_path / "policy")
     loaded = VLAPolicy.from_pretrained(directory)
@@ -132,7 +112,7 @@ def test_the_chunk_depends_on_the_instruction_and_the_image(base):
     family, path = base
     policy = _policy(family, path)
     batch = _batch(policy)
-    _train(policy, batch, 1)  # so the LoRA-adapted VLM is not the base alone
+    train_steps(policy, batch, 1, _loss)  # so the LoRA-adapted VLM is not the base alone
     expected = _chunk(policy, batch)
     reworded = dict(batch, instruction=[INSTRUCTIONS[(i + 1) % len(INSTRUCTIONS)] for i in range(3)])
     assert batch["instruction"] != reworded["instruction"]
@@ -158,7 +138,7 @@ def test_diffusion_and_l1_train_reload_and_read_the_vlm_through_the_expert(base,
     policy = _policy(family, path, head=head)
     assert policy.head is policy.expert and policy.vlm.tokens is None
     batch = _batch(policy)
-    before = _train(policy, batch, 2)
+    before = train_steps(policy, batch, 2, _loss)
     with torch.no_grad():
         assert _loss(policy, batch).item() < before[0]
     expected = _chunk(policy, batch)
@@ -176,7 +156,7 @@ def test_merged_lora_gives_the_unmerged_chunk(base):
     family, path = base
     policy = _policy(family, path)
     batch = _batch(policy)
-    _train(policy, batch, 1)
+    train_steps(policy, batch, 1, _loss)
     expected = _chunk(policy, batch)
     policy.merge_lora()
     np.testing.assert_allclose(_chunk(policy, batch), expected, atol=1e-5)

@@ -17,20 +17,14 @@ from polyact.policies import HeadConfig, PolicyConfig, VLAPolicy, build_policy
 from polyact.policies.heads.adaptive_grid import QUANTITIES, RANGES, interpolate_grid
 from polyact.policies.vlm.grid_tokens import TOKEN
 from polyact.policies.vlm.policy import VLMPolicy
-from polyact.policies.vlm.tiny import VOCAB, tiny_model, write_tiny_base
+from polyact.policies.vlm.tiny import VOCAB, tiny_model
 
-from .conftest import INSTRUCTIONS, make_batch, make_spec, make_stats
+from .conftest import INSTRUCTIONS, make_batch, make_spec, make_stats, train_steps
 
 pytest.importorskip("transformers")
 pytest.importorskip("peft")
 
 GRID = {"grid_translation": [2, 3, 2], "grid_rotation": [2, 2, 2], "grid_gripper": 2}
-
-
-@pytest.fixture(scope="module", params=["paligemma", "idefics3"])
-def base(request, tmp_path_factory) -> tuple[str, Path]:
-    family = request.param
-    return family, write_tiny_base(tmp_path_factory.mktemp(f"vlm_{family}"), family, INSTRUCTIONS)
 
 
 def _samples(action_dim: int, scale: float = 0.8, seed: int = 0) -> np.ndarray:
@@ -59,19 +53,6 @@ def _policy(family: str, path: Path, finetune: str = "lora", action_dim: int = 4
 def _batch(policy: VLMPolicy, seed: int = 0) -> dict[str, Any]:
     spec = make_spec(action_dim=policy.config.action_dim, cameras=("front",), size=24)
     return make_batch(spec, batch=3, history=1, chunk=policy.config.chunk, seed=seed)
-
-
-def _train(policy: VLMPolicy, batch: dict[str, Any], steps: int) -> list[float]:
-    optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=1e-2)
-    policy.train()
-    losses = []
-    for _ in range(steps):
-        optimizer.zero_grad()
-        loss, _ = policy.compute_loss(batch)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    return losses
 
 
 def _logits(policy: VLMPolicy, batch: dict[str, Any], actions: torch.Tensor | None = None) -> torch.Tensor:
@@ -135,7 +116,7 @@ def test_new_rows_are_initialised_as_spatialvla_does(base):
 def test_training_steps_reduce_the_loss(base, finetune):
     family, path = base
     policy = _policy(family, path, finetune)
-    losses = _train(policy, _batch(policy), 3)
+    losses = train_steps(policy, _batch(policy), 3)
     assert losses == sorted(losses, reverse=True) and losses[-1] < losses[0], losses
 
 
@@ -143,7 +124,7 @@ def test_greedy_decoding_is_the_per_part_argmax_of_the_training_logits(base):
     family, path = base
     policy = _policy(family, path)
     batch = _batch(policy)
-    _train(policy, batch, 3)
+    train_steps(policy, batch, 3)
     policy.eval()
     chunk = torch.as_tensor(policy.predict_chunk(batch))
     assert chunk.shape == (3, 2, 4)
@@ -158,7 +139,7 @@ def test_save_and_load_give_identical_outputs_and_serve(base, tmp_path, finetune
 
     family, path = base
     policy = _policy(family, path, finetune)
-    _train(policy, _batch(policy), 2)
+    train_steps(policy, _batch(policy), 2)
     policy.eval()
     policy.save_pretrained(tmp_path / "p")
     loaded = VLAPolicy.from_pretrained(tmp_path / "p")
@@ -177,7 +158,7 @@ def test_a_new_dataset_refits_the_grid_and_moves_the_embeddings(base, finetune):
     are interpolated from the old cell centres to the new ones, the gripper's stay."""
     family, path = base
     policy = _policy(family, path, finetune)
-    _train(policy, _batch(policy), 2)
+    train_steps(policy, _batch(policy), 2)
     tokens = policy.head
     before = [rows.clone() for rows in tokens.rows()]
     old_edges = tokens.grid.edges("r").clone()

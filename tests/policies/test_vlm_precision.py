@@ -11,7 +11,6 @@ import torch
 
 from polyact.policies import HeadConfig, PolicyConfig, build_policy
 from polyact.policies.vlm.policy import VLMPolicy
-from polyact.policies.vlm.tiny import write_tiny_base
 
 from .conftest import INSTRUCTIONS, make_batch, make_spec, make_stats
 
@@ -22,12 +21,6 @@ HEADS = {
     "uniform_bins": HeadConfig(name="uniform_bins", decoding="autoregressive"),
     "adaptive_grid": HeadConfig(name="adaptive_grid", grid_translation=[2, 3, 2]),
 }
-
-
-@pytest.fixture(scope="module", params=["paligemma", "idefics3"])
-def base(request, tmp_path_factory) -> tuple[str, Path]:
-    family = request.param
-    return family, write_tiny_base(tmp_path_factory.mktemp(f"vlm_{family}"), family, INSTRUCTIONS)
 
 
 def _policy(family: str, path: Path, head: str, finetune: str, checkpointing: bool = False) -> VLMPolicy:
