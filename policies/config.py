@@ -307,18 +307,13 @@ class PolicyConfig:
             "translation": (self.translation, "head"),
             "subgoal_conditioning": (self.subgoal_conditioning, "none"),
             "future_frames": (self.future_frames, 0),
-            # the expert reads the prefix's KV cache, which transformers drops under gradient checkpointing
-            "vlm.gradient_checkpointing": (
-                self.vlm.gradient_checkpointing,
-                self.vlm.gradient_checkpointing and not expert,
-            ),
         }
         wrong = {k: v for k, (v, ok) in unsupported.items() if v != ok}
         if wrong:
             raise ConfigError(
                 "policy.backbone=vlm supports head.name=uniform_bins with decoding=autoregressive (OpenVLA's action "
                 "tokens), head.name=adaptive_grid (SpatialVLA's) or head.name=flow|diffusion|l1 (pi0's action "
-                "expert, without vlm.gradient_checkpointing), temperature=0 (greedy), history=1, translation=head, "
+                "expert), temperature=0 (greedy), history=1, translation=head, "
                 f"no sub-goals and no future frames; got {wrong}"
             )
 

@@ -5,7 +5,8 @@ Code map: families.py (what differs between PaliGemma, Idefics3/SmolVLM, ...), a
 expert.py (pi0's action expert over the VLM's KV cache) and expert_heads.py (flow, diffusion or L1
 driving it), ego3d.py (SpatialVLA's Ego3D added to the vision tower's patch features), backbone.py
 (loading from a local directory, inputs, loss logits, greedy decoding, the expert's prefix cache,
-fine-tuning modes), policy.py (VLMPolicy, VLAPolicy's interface; its policy directory), tiny.py (tiny
-random base models for tests and benchmarks).
+fine-tuning modes), prefix_cache.py (that cache, kept under gradient checkpointing), policy.py
+(VLMPolicy, VLAPolicy's interface; its policy directory), tiny.py (tiny random base models for tests
+and benchmarks).
 See docs/policies.md. Nothing here is imported unless a config names backbone=vlm.
 """

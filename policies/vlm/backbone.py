@@ -151,6 +151,10 @@ class VLMBackbone(nn.Module):
             self.family.vision_tower(model).requires_grad_(False)
         if cfg.gradient_checkpointing:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            if head.name in EXPERT_HEADS:  # the expert's prefix cache replaces, so recomputation may write it
+                from polyact.policies.vlm.prefix_cache import allow_under_checkpointing  # imports transformers
+
+                allow_under_checkpointing(model.get_decoder())
         if cfg.finetune == "lora":
             model = self._with_lora(model)
         self.model = model
@@ -253,13 +257,17 @@ class VLMBackbone(nn.Module):
 
     def prefix(self, instructions: list[str], images: torch.Tensor) -> Prefix:
         """The prefix's KV cache for the action expert (expert.py): one forward of the VLM's decoder over
-        images and prompt, no language-model head."""
+        images and prompt, no language-model head. The cache is passed in and read here, not returned:
+        under gradient checkpointing the model returns none (prefix_cache.py)."""
         inputs = self.inputs(instructions, images, None)
         mask = inputs["attention_mask"]
         positions = (mask.cumsum(-1) - 1).clamp(min=0) + self.family.position_offset
+        from polyact.policies.vlm.prefix_cache import prefix_cache  # imports transformers, loaded by now
+
         base = self.model.get_base_model() if self.lora else self.model
-        out = base.model(**inputs, position_ids=positions, use_cache=True)
-        layers = out.cache.layers
+        cache = prefix_cache(base.config.get_text_config().num_hidden_layers)
+        out = base.model(**inputs, position_ids=positions, cache=cache, use_cache=True)
+        layers = cache.layers
         return Prefix(
             keys=[layer.keys for layer in layers],
             values=[layer.values for layer in layers],

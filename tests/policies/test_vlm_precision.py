@@ -1,5 +1,6 @@
 """The VLM policy under bf16 autocast (`polyact train precision=bf16`, train/loop.py) and with gradient
-checkpointing, on tiny random PaliGemma and Idefics3 models (policies/vlm/tiny.py), on the CPU."""
+checkpointing (the token heads and pi0's action expert), on tiny random PaliGemma and Idefics3 models
+(policies/vlm/tiny.py), on the CPU."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import torch
 from polyact.policies import HeadConfig, PolicyConfig, build_policy
 from polyact.policies.vlm.policy import VLMPolicy
 
-from .conftest import INSTRUCTIONS, make_batch, make_spec, make_stats
+from .conftest import INSTRUCTIONS, make_batch, make_spec, make_stats, train_steps
 
 pytest.importorskip("transformers")
 pytest.importorskip("peft")
@@ -20,6 +21,7 @@ pytest.importorskip("peft")
 HEADS = {
     "uniform_bins": HeadConfig(name="uniform_bins", decoding="autoregressive"),
     "adaptive_grid": HeadConfig(name="adaptive_grid", grid_translation=[2, 3, 2]),
+    "flow": HeadConfig(name="flow", sample_steps=4),
 }
 
 
@@ -50,12 +52,14 @@ def _batch() -> dict:
 
 
 def _step(policy: VLMPolicy, batch: dict, bf16: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """The loss and the gradients of one backward pass, as the training loop runs it."""
+    """The loss and the gradients of one backward pass, as the training loop runs it (the flow expert's
+    noise and times drawn from the same seed each call)."""
     policy.zero_grad(set_to_none=True)
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-        loss, _ = policy.compute_loss(batch)
+        loss, _ = policy.compute_loss(batch, torch.Generator().manual_seed(0))
     loss.backward()
-    return loss.detach(), {k: p.grad.clone() for k, p in policy.named_parameters() if p.requires_grad}
+    grads = {k: p.grad.clone() for k, p in policy.named_parameters() if p.grad is not None}
+    return loss.detach(), grads  # without the parameters the loss does not read (the expert: the LM head)
 
 
 def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -114,3 +118,34 @@ def test_gradient_checkpointing_gives_the_same_loss_and_gradients(base, head, bf
     assert on[1].keys() == off[1].keys()
     for key, grad in off[1].items():
         torch.testing.assert_close(on[1][key], grad, msg=key)
+
+
+@pytest.mark.parametrize("finetune", ["full", "lora"])
+def test_gradient_checkpointing_keeps_the_experts_loss_gradients_and_chunk(base, finetune):
+    """pi0's action expert reads every decoder layer's keys and values (policies/vlm/prefix_cache.py):
+    with the layers recomputed in the backward pass, the loss and every trainable parameter's gradient
+    (the expert's and the VLM's, through the keys and values) are those without checkpointing."""
+    family, path = base
+    batch = _batch()
+    policies = {on: _policy(family, path, "flow", finetune, checkpointing=on) for on in (False, True)}
+    calls = {}
+    for on, policy in policies.items():  # inside the checkpointed layer: runs again when recomputed
+        base_model = policy.vlm.model.get_base_model() if policy.vlm.lora else policy.vlm.model
+        attention = base_model.get_decoder().layers[0].self_attn
+        calls[on] = []
+        attention.register_forward_hook(lambda *args, on=on: calls[on].append(1))
+    off, on = _step(policies[False], batch, bf16=False), _step(policies[True], batch, bf16=False)
+    assert (len(calls[False]), len(calls[True])) == (1, 2)
+    torch.testing.assert_close(on[0], off[0])
+    assert on[1].keys() == off[1].keys()
+    assert any(key.startswith("expert.") for key in off[1])
+    keys = [k for k in off[1] if "k_proj" in k and "lora_A" not in k]  # LoRA's A: no gradient while B = 0
+    assert keys and all(off[1][k].abs().sum() > 0 for k in keys), keys  # the gradient reaches the VLM's keys
+    for key, grad in off[1].items():
+        torch.testing.assert_close(on[1][key], grad, msg=key)
+    generator = {on: torch.Generator().manual_seed(1) for on in policies}
+    chunks = {on: p.eval().predict_chunk(batch, generator=generator[on]) for on, p in policies.items()}
+    np.testing.assert_array_equal(chunks[True], chunks[False])
+    losses = train_steps(policies[True], batch, 2, lambda p, b: p.compute_loss(b, torch.Generator().manual_seed(0))[0])
+    with torch.no_grad():
+        assert policies[True].compute_loss(batch, torch.Generator().manual_seed(0))[0].item() < losses[0]
