@@ -26,6 +26,8 @@ SUBGOAL_CONDITIONINGS = ("none", "gravmap")
 BACKBONES = ("trunk", "vlm")
 VLM_FAMILIES = ("paligemma", "idefics3")
 VLM_FINETUNES = ("full", "frozen_vision", "lora")
+# which VLM layers the action expert reads: pi0's every layer, or SmolVLA's first half (the rest never run)
+VLM_EXPERT_LAYERS = ("all", "first_half")
 LEGACY_KEYS = {"heads": "attention_heads", "execute": "replan_every"}  # checkpoints of polyact <= 2026-11-26
 
 # Values that fields left at 0 / empty take, per named size. Parameter counts are in docs/policies.md.
@@ -192,10 +194,13 @@ class VLMConfig:
     files: str = ""  # the base's config/tokenizer files when not at `path` (a saved policy's vlm_base/)
     # head.name=flow|diffusion|l1: the action expert's width (0: half the language model's; pi0: 1024 to 2048)
     expert_width: int = 0
+    # head.name=flow|diffusion|l1: "all" (pi0) or "first_half" (SmolVLA: the upper layers are dropped)
+    expert_layers: str = "all"
 
     def __post_init__(self) -> None:
         _check_choice("vlm family", self.family, VLM_FAMILIES)
         _check_choice("vlm finetune mode", self.finetune, VLM_FINETUNES)
+        _check_choice("vlm expert_layers", self.expert_layers, VLM_EXPERT_LAYERS)
         if self.lora_rank < 1 or self.lora_alpha < 1 or not 0 <= self.lora_dropout < 1 or not self.lora_targets:
             raise ConfigError(
                 "vlm.lora_rank and vlm.lora_alpha must be >= 1, vlm.lora_dropout in [0, 1) and vlm.lora_targets "
@@ -307,13 +312,14 @@ class PolicyConfig:
             "translation": (self.translation, "head"),
             "subgoal_conditioning": (self.subgoal_conditioning, "none"),
             "future_frames": (self.future_frames, 0),
+            "vlm.expert_layers": (self.vlm.expert_layers, self.vlm.expert_layers if expert else "all"),
         }
         wrong = {k: v for k, (v, ok) in unsupported.items() if v != ok}
         if wrong:
             raise ConfigError(
                 "policy.backbone=vlm supports head.name=uniform_bins with decoding=autoregressive (OpenVLA's action "
                 "tokens), head.name=adaptive_grid (SpatialVLA's) or head.name=flow|diffusion|l1 (pi0's action "
-                "expert), temperature=0 (greedy), history=1, translation=head, "
+                "expert, which alone reads vlm.expert_layers), temperature=0 (greedy), history=1, translation=head, "
                 f"no sub-goals and no future frames; got {wrong}"
             )
 

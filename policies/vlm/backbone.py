@@ -147,6 +147,12 @@ class VLMBackbone(nn.Module):
                 raise ConfigError(f"{files / PREPROCESSOR_FILE} lacks {key!r}")
         self.register_buffer("mean", torch.tensor(pre["image_mean"]).view(1, 1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(pre["image_std"]).view(1, 1, 3, 1, 1), persistent=False)
+        if head.name in EXPERT_HEADS and cfg.expert_layers == "first_half":
+            # SmolVLA's layer skipping (arXiv 2506.01844: the expert reads the features of the first half of
+            # the VLM's layers): the upper layers are dropped, so they neither run nor train nor are saved;
+            # the decoder's forward runs `self.layers[: config.num_hidden_layers]` (GemmaModel, LlamaModel)
+            decoder = model.get_decoder()
+            decoder.layers = decoder.layers[: len(decoder.layers) // 2]
         if cfg.finetune == "frozen_vision":
             self.family.vision_tower(model).requires_grad_(False)
         if cfg.gradient_checkpointing:
@@ -264,8 +270,8 @@ class VLMBackbone(nn.Module):
         positions = (mask.cumsum(-1) - 1).clamp(min=0) + self.family.position_offset
         from polyact.policies.vlm.prefix_cache import prefix_cache  # imports transformers, loaded by now
 
+        cache = prefix_cache(self.num_layers)
         base = self.model.get_base_model() if self.lora else self.model
-        cache = prefix_cache(base.config.get_text_config().num_hidden_layers)
         out = base.model(**inputs, position_ids=positions, cache=cache, use_cache=True)
         layers = cache.layers
         return Prefix(
@@ -275,6 +281,12 @@ class VLMBackbone(nn.Module):
             next_position=mask.sum(-1) + self.family.position_offset,
             hidden=out.last_hidden_state,
         )
+
+    @property
+    def num_layers(self) -> int:
+        """The language model's decoder layers that run: all, or the first half (`vlm.expert_layers`)."""
+        base = self.model.get_base_model() if self.lora else self.model
+        return len(base.get_decoder().layers)
 
     @property
     def rotary(self) -> nn.Module:

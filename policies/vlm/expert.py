@@ -12,7 +12,10 @@ self-attention layers, which halves the VLM's cost on a 500M model; here pi0's e
 chosen because the prefix is computed once per chunk anyway (the cost that SmolVLA saves is the VLM's,
 paid once, not per integration step), because it needs no projection of the VLM's keys into the expert
 (the geometry matches layer by layer), and because the cache transformers returns already holds every
-layer's rotated keys, so no layer of the VLM is cut or re-implemented.
+layer's rotated keys, so no layer of the VLM is cut or re-implemented. SmolVLA's reading is the option
+`vlm.expert_layers=first_half`: the VLM's upper layers are dropped (backbone.py) and expert layer l
+still reads VLM layer l, for the first half (SmolVLA's alternation of cross- and self-attention is not
+taken: every expert layer attends to both, as here with every layer).
 
 The prefix attends to itself only (PaliGemma bidirectionally, Idefics3 causally, as the VLM does), so
 its keys and values do not depend on the suffix: training runs the VLM on the prefix and the expert
@@ -95,7 +98,8 @@ class ExpertLayer(nn.Module):
 
 class ActionExpert(nn.Module):
     """The velocity model v(x_t, t | state, prefix) of pi0's flow matching, or the epsilon model of
-    diffusion, or an L1 regressor (expert_heads.py); `time_periods` are its time features' periods."""
+    diffusion, or an L1 regressor (expert_heads.py); `time_periods` are its time features' periods;
+    `num_layers` those of the VLM it reads (0: every layer of the language model)."""
 
     fits_to_data = False  # the training loop's head flags (heads/base.py)
     predicts_distribution = False
@@ -108,6 +112,7 @@ class ActionExpert(nn.Module):
         action_dim: int,
         state_dim: int,
         time_periods: tuple[float, float] = (4e-3, 4.0),
+        num_layers: int = 0,
     ):
         super().__init__()
         self.time_periods = time_periods
@@ -120,7 +125,8 @@ class ActionExpert(nn.Module):
         self.action_in = nn.Linear(action_dim, width)
         self.action_time = nn.Sequential(nn.Linear(2 * width, width), nn.SiLU(), nn.Linear(width, width))
         self.layers = nn.ModuleList(
-            ExpertLayer(width, heads, kv_heads, head_dim, eps) for _ in range(int(text_config.num_hidden_layers))
+            ExpertLayer(width, heads, kv_heads, head_dim, eps)
+            for _ in range(num_layers or int(text_config.num_hidden_layers))
         )
         self.norm = nn.RMSNorm(width, eps=eps)
         self.action_out = nn.Linear(width, action_dim)

@@ -79,7 +79,9 @@ class VLMPolicy(nn.Module):
         if expert:
             text = self.vlm.family.config.get_text_config()
             periods = TIME_PERIODS[cfg.head.name]
-            self.expert = ActionExpert(text, cfg.vlm.expert_width, cfg.chunk, cfg.action_dim, cfg.state_dim, periods)
+            self.expert = ActionExpert(
+                text, cfg.vlm.expert_width, cfg.chunk, cfg.action_dim, cfg.state_dim, periods, self.vlm.num_layers
+            )
             self.rule = ExpertRule(cfg.head)
         cfg.vlm.base_sha256 = self.vlm.sha256
         object.__setattr__(self, "subgoal_predictor", None)

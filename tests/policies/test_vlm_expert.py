@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from polyact.errors import ConfigError
 from polyact.policies import HeadConfig, PolicyConfig, VLAPolicy, build_policy
 from polyact.policies.vlm.policy import VLMPolicy
 
@@ -157,3 +158,45 @@ def test_merged_lora_gives_the_unmerged_chunk(base):
     expected = _chunk(policy, batch)
     policy.merge_lora()
     np.testing.assert_allclose(_chunk(policy, batch), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("finetune", ["lora", "full"])
+def test_smolvlas_first_half_never_runs_the_upper_layers_and_trains(base, tmp_path, finetune):
+    """vlm.expert_layers=first_half, SmolVLA's layer skipping (arXiv 2506.01844): the VLM's upper layers
+    are dropped, the expert reads the lower layers' keys and values exactly as pi0's every-layer expert
+    reads them, and it trains and reloads to the same chunk."""
+    family, path = base
+    every, half = _policy(family, path, finetune), _policy(family, path, finetune, expert_layers="first_half")
+    decoders = [(p.vlm.model.get_base_model() if p.vlm.lora else p.vlm.model).get_decoder() for p in (every, half)]
+    assert (len(decoders[0].layers), len(decoders[1].layers), len(half.expert.layers)) == (2, 1, 1)
+    assert not any(".layers.1." in name and "vision" not in name for name in half.state_dict())
+    calls = {i: [] for i in range(2)}
+    handles = [
+        layer.register_forward_hook(lambda *a, i=i: calls[i].append(1)) for i, layer in enumerate(decoders[0].layers)
+    ]
+    batch = _batch(half)
+    with torch.no_grad():
+        full_prefix = every.vlm.prefix(*every._observation(batch))
+        for handle in handles:
+            handle.remove()
+        calls_half = []
+        decoders[1].layers[0].register_forward_hook(lambda *a: calls_half.append(1))
+        half_prefix = half.vlm.prefix(*half._observation(batch))
+    assert (len(calls[0]), len(calls[1]), len(calls_half), len(half_prefix.keys)) == (1, 1, 1, 1)
+    torch.testing.assert_close(half_prefix.keys[0], full_prefix.keys[0])
+    torch.testing.assert_close(half_prefix.values[0], full_prefix.values[0])
+    before = train_steps(half, batch, 2, _loss)
+    with torch.no_grad():
+        assert _loss(half, batch).item() < before[0]
+    expected = _chunk(half, batch)
+    loaded = VLAPolicy.from_pretrained(half.save_pretrained(tmp_path / "policy"))
+    assert loaded.config.vlm.expert_layers == "first_half"
+    np.testing.assert_array_equal(_chunk(loaded, batch), expected)
+
+
+def test_expert_layers_is_checked_and_only_for_the_expert(base):
+    family, path = base
+    with pytest.raises(ConfigError, match="expert_layers 'last_half'; valid choices.*all"):
+        _config(family, path, expert_layers="last_half")
+    with pytest.raises(ConfigError, match="got {'vlm.expert_layers': 'first_half'}"):
+        _config(family, path, head="adaptive_grid", expert_layers="first_half")
