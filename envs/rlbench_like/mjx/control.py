@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import jax
 import jax.numpy as jnp
 from mujoco import mjx
 
@@ -63,19 +62,33 @@ def pose_targets(
     return q, ArmState(q, jnp.where(ok, pos, fk_pos), jnp.where(ok, quat, fk_quat))
 
 
-def control_step(
-    m: mjx.Model, d: mjx.Data, arm: ArmState, action: jnp.ndarray, chain: ArmChain, ids: ArmIds
-) -> tuple[mjx.Data, ArmState]:
-    """Apply one 7-D delta action (dx, dy, dz, droll, dpitch, dyaw, gripper): SUBSTEPS physics steps."""
+class Ramp(NamedTuple):
+    """The arm's servo targets at the start and the end of a control step."""
+
+    q_old: jnp.ndarray  # (7,)
+    q_new: jnp.ndarray  # (7,)
+
+
+def command(
+    d: mjx.Data, arm: ArmState, action: jnp.ndarray, chain: ArmChain, ids: ArmIds
+) -> tuple[mjx.Data, ArmState, Ramp]:
+    """The first half of a control step for one 7-D delta action (dx, dy, dz, droll, dpitch, dyaw,
+    gripper): the IK toward the commanded pose and the gripper's command. `substep` then runs the
+    SUBSTEPS physics steps (k = 0 .. SUBSTEPS-1)."""
     pos = arm.target_pos + action[:3]
     quat = canonical(quat_mul(euler_to_quat(action[3:6]), arm.target_quat))
     q_old = arm.q_cmd
     q_new, arm = pose_targets(chain, d.site_xpos[ids.tcp], arm, pos, quat)
     d = d.replace(ctrl=d.ctrl.at[ids.grip_act].set(FINGER_TRAVEL * (1.0 - action[6]) / 2.0))
+    return d, arm, Ramp(q_old, q_new)
+
+
+def substep(m: mjx.Model, d: mjx.Data, ramp: Ramp, k: jnp.ndarray, ids: ArmIds) -> mjx.Data:
+    """Physics step k of a control step, the servo targets ramped over the step as Arm._servo.
+
+    Not a lax.fori_loop over k inside one jitted control step: a loop body receives the model's arrays
+    as operands rather than constants, and one physics step then cost as much as with the model passed
+    as an argument (see batch.py); the caller loops in Python over one jitted substep."""
     act = jnp.asarray(ids.arm_act)
-
-    def substep(k, d):  # the servo targets ramp over the step, as Arm._servo
-        ctrl = d.ctrl.at[act].set(q_old + (q_new - q_old) * ((k + 1) / SUBSTEPS))
-        return mjx.step(m, d.replace(ctrl=ctrl))
-
-    return jax.lax.fori_loop(0, SUBSTEPS, substep, d), arm
+    ctrl = d.ctrl.at[act].set(ramp.q_old + (ramp.q_new - ramp.q_old) * ((k + 1) / SUBSTEPS))
+    return mjx.step(m, d.replace(ctrl=ctrl))

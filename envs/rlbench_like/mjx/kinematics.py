@@ -17,7 +17,7 @@ import mujoco
 import numpy as np
 
 from polyact.envs.rlbench_like.ik import DAMPING, MAX_DQ, POS_TOL, POSTURE_GAIN, ROT_TOL
-from polyact.envs.rlbench_like.mjx.rotations import axis_angle, canonical, quat_mul, rotate, rotation_error
+from polyact.envs.rlbench_like.mjx.rotations import canonical, rotation_error
 
 
 @dataclass(frozen=True)
@@ -61,22 +61,28 @@ class ArmChain:
         )
 
     def frames(self, q: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray, jnp.ndarray, jnp.ndarray]:
-        """(site position (3,), site quaternion (4,), joint world axes (J, 3), joint world anchors (J, 3))."""
+        """(site position (3,), site quaternion (4,), joint world axes (J, 3), joint world anchors (J, 3)).
+
+        In matrices, a few dozen array operations: the same chain in quaternion helpers (rotations.py,
+        scalar arithmetic) was about 3,800 operations, and under vmap on this CPU one call took 2.7 s."""
         joint_of = {b: i for i, b in enumerate(self.joint_body)}
-        pos, quat = jnp.zeros(3), jnp.array([1.0, 0.0, 0.0, 0.0])
+        pos, rot, quat = jnp.zeros(3), jnp.eye(3), jnp.array([1.0, 0.0, 0.0, 0.0])
         axes, anchors = [], []
         for b in range(len(self.body_pos)):
-            pos = pos + rotate(quat, jnp.asarray(self.body_pos[b]))
-            quat = quat_mul(quat, jnp.asarray(self.body_quat[b]))
+            pos = pos + rot @ self.body_pos[b]
+            rot, quat = rot @ _matrix(self.body_quat[b]), _right(self.body_quat[b]) @ quat
             if b in joint_of:  # a hinge about its anchor, as MuJoCo's mj_kinematics
                 i = joint_of[b]
-                anchor = pos + rotate(quat, jnp.asarray(self.joint_anchor[i]))
-                quat = quat_mul(quat, axis_angle(jnp.asarray(self.joint_axis[i]), q[i]))
-                pos = anchor - rotate(quat, jnp.asarray(self.joint_anchor[i]))
-                axes.append(rotate(quat, jnp.asarray(self.joint_axis[i])))
+                axis = self.joint_axis[i] / np.linalg.norm(self.joint_axis[i])
+                anchor = pos + rot @ self.joint_anchor[i]
+                k = _cross_matrix(axis)  # Rodrigues; the quaternion (cos q/2, sin q/2 axis)
+                rot = rot @ (np.eye(3) + jnp.sin(q[i]) * k + (1.0 - jnp.cos(q[i])) * (k @ k))
+                quat = (jnp.cos(q[i] / 2) * np.eye(4) + jnp.sin(q[i] / 2) * _right(np.r_[0.0, axis])) @ quat
+                pos = anchor - rot @ self.joint_anchor[i]
+                axes.append(rot @ axis)
                 anchors.append(anchor)
-        site = pos + rotate(quat, jnp.asarray(self.site_pos))
-        return site, canonical(quat_mul(quat, jnp.asarray(self.site_quat))), jnp.stack(axes), jnp.stack(anchors)
+        site = pos + rot @ self.site_pos
+        return site, canonical(_right(self.site_quat) @ quat), jnp.stack(axes), jnp.stack(anchors)
 
     def fk(self, q: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
         """The tcp position (3,) and quaternion (4,) at joint positions q (7,)."""
@@ -111,3 +117,21 @@ class ArmChain:
         q0 = jnp.clip(seed, lower, upper)
         _, q, _ = jax.lax.while_loop(lambda c: (c[0] < max_iters) & ~c[2], body, (0, q0, False))
         return q, error(q)[1]
+
+
+def _right(b: np.ndarray) -> np.ndarray:
+    """The matrix M with quat_mul(a, b) == M @ a."""
+    w, x, y, z = b
+    return np.array([[w, -x, -y, -z], [x, w, z, -y], [y, -z, w, x], [z, y, -x, w]])
+
+
+def _matrix(quat: np.ndarray) -> np.ndarray:
+    """The rotation matrix of a unit quaternion."""
+    mat = np.zeros(9)
+    mujoco.mju_quat2Mat(mat, np.asarray(quat, dtype=np.float64))
+    return mat.reshape(3, 3)
+
+
+def _cross_matrix(v: np.ndarray) -> np.ndarray:
+    """K with K @ u == cross(v, u)."""
+    return np.array([[0.0, -v[2], v[1]], [v[2], 0.0, -v[0]], [-v[1], v[0], 0.0]])

@@ -55,8 +55,3 @@ def euler_to_quat(rpy: jnp.ndarray) -> jnp.ndarray:
     qy = axis_angle(jnp.array([0.0, 1.0, 0.0]), rpy[1])
     qz = axis_angle(jnp.array([0.0, 0.0, 1.0]), rpy[2])
     return quat_mul(qz, quat_mul(qy, qx))
-
-
-def rotate(q: jnp.ndarray, v: jnp.ndarray) -> jnp.ndarray:
-    """The vector v turned by the unit quaternion q."""
-    return quat_mul(quat_mul(q, jnp.concatenate([jnp.zeros(1), v])), quat_conj(q))[1:]
