@@ -8,8 +8,9 @@ What each test guards:
   no geom taken out of MJX's collision scope touched anything on the CPU (model.py's premise).
 - test_cpu_expert_actions_succeed_on_mjx: the replay's own success flags (physics + success test in JAX).
 - test_success_on_recorded_states: every supported task's success test in JAX agrees with the CPU task's on
-  every state of the CPU expert's episodes (qpos and prop poses set in mjx.Data, kinematics only: no physics
-  compile, so all of SUPPORTED_TASKS stay cheap).
+  every state of the CPU expert's episodes (the CPU's body and site poses set in mjx.Data: neither physics
+  nor kinematics is compiled, so all of SUPPORTED_TASKS stay cheap; MJX's kinematics are checked by the
+  replay and by test_mjx_kinematics.py).
 - test_each_environment_depends_on_its_own_seed_only: per-environment determinism within a batch of 2.
 
 The physics replay is reach_target only: compiling a task's MJX step dominates (about a minute on this
@@ -36,14 +37,15 @@ TOLERANCE = 1e-3
 
 
 def cpu_expert_episode(task: str, seed: int) -> dict[str, np.ndarray]:
-    """The CPU env's expert episode: its actions, qpos after reset and after every step, success per step,
-    and whether any out-of-MJX-scope geom touched anything."""
+    """The CPU env's expert episode: its actions, qpos after reset and after every step, body and site poses
+    and success after every step, and whether any out-of-MJX-scope geom touched anything."""
     env = RLBenchLikeEnv(TASKS[task](), EnvConfig(tasks="RLB-all", cameras=["wrist"], height=8, width=8))
     try:
         expert = ScriptedExpert(env)
         obs, info = env.reset(seed=seed)
         off = out_of_scope(env.model)
         actions, qpos, success, touched = [], [env.data.qpos.copy()], [], False
+        poses = {"xpos": [], "site_xpos": []}
         while not expert.finished and len(actions) < env.contract.max_episode_steps:
             action = expert.act(obs, info)
             obs, _, _, _, info = env.step(action)
@@ -51,11 +53,14 @@ def cpu_expert_episode(task: str, seed: int) -> dict[str, np.ndarray]:
             touched |= bool(np.isin(con.geom1, off).any() or np.isin(con.geom2, off).any())
             actions.append(action)
             qpos.append(env.data.qpos.copy())
+            for field, kept in poses.items():
+                kept.append(getattr(env.data, field).copy())
             success.append(info["success"])
         return {
             "actions": np.array(actions),
             "qpos": np.array(qpos),
             "success": np.array(success),
+            "poses": {field: np.array(kept) for field, kept in poses.items()},
             "touched": touched,
             "instruction": obs["instruction"],
         }
@@ -123,25 +128,12 @@ def test_cpu_expert_actions_succeed_on_mjx(cpu, replay):
 
 @pytest.mark.parametrize("task", SUPPORTED_TASKS)
 def test_success_on_recorded_states(cpu, task):
-    """The CPU episodes' states (qpos after each step; the welded props, mocap bodies on MJX, where the
-    MJX batch's layout of the same seed puts them) through mjx.kinematics and the JAX success test."""
-    batch = MJXBatch(TASKS[task]())
-    states, expected = [], []
-    for seed, c in zip(SEEDS, cpu(task), strict=True):
-        _, _, layout = batch.layout(seed, {})
-        t = len(c["success"])
-        states.append(
-            {
-                "qpos": c["qpos"][1:],
-                "mocap_pos": np.broadcast_to(layout["mocap_pos"], (t, *layout["mocap_pos"].shape)),
-                "mocap_quat": np.broadcast_to(layout["mocap_quat"], (t, *layout["mocap_quat"].shape)),
-            }
-        )
-        expected.append(c["success"])
-    expected = np.concatenate(expected)
+    """The CPU episodes' body and site poses after each step through the JAX success test."""
+    episodes = cpu(task)
+    expected = np.concatenate([c["success"] for c in episodes])
     assert expected.any() and not expected.all(), "the episodes must hold states either side of success"
-    got = batch.success_at({k: np.concatenate([s[k] for s in states]) for k in states[0]})
-    np.testing.assert_array_equal(got, expected)
+    poses = {k: np.concatenate([c["poses"][k] for c in episodes]) for k in episodes[0]["poses"]}
+    np.testing.assert_array_equal(MJXBatch(TASKS[task]()).success_at(poses), expected)
 
 
 def test_each_environment_depends_on_its_own_seed_only(replay):

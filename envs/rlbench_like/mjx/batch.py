@@ -139,13 +139,12 @@ class MJXBatch:
         self.d, self.success = d, self._succeed(d)
         return self.success
 
-    def success_at(self, states: dict[str, np.ndarray]) -> np.ndarray:
-        """The task's success test on given states, without physics (e.g. a recorded trajectory's): qpos
-        (T, nq), mocap_pos (T, nmocap, 3), mocap_quat (T, nmocap, 4) -> (T,) bool. Compiles per T."""
+    def success_at(self, poses: dict[str, np.ndarray]) -> np.ndarray:
+        """The task's success test on given world poses, without physics or kinematics (e.g. a recorded
+        CPU trajectory's): xpos (T, nbody, 3), site_xpos (T, nsite, 3) -> (T,) bool."""
         base = self._make_data()
-        d = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (len(states["qpos"]), *x.shape)), base)
-        d = d.replace(**{k: jnp.asarray(v) for k, v in states.items()})
-        return np.asarray(self._succeed(self._kinematics(d)))
+        d = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (len(poses["xpos"]), *x.shape)), base)
+        return np.asarray(self._succeed(d.replace(**{k: jnp.asarray(v) for k, v in poses.items()})))
 
     @property
     def qpos(self) -> np.ndarray:
