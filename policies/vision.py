@@ -15,6 +15,8 @@ principal point of K with the crop so that Ego3D stays consistent.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from einops import rearrange
@@ -115,6 +117,15 @@ class ViTEncoder(nn.Module):
         for block in self.blocks:
             tokens = block(tokens)
         return rearrange(self.norm(tokens), "n (h w) d -> n d h w", h=gh, w=gw)
+
+
+def cropped_intrinsics(intrinsics: torch.Tensor, crop: Sequence[int]) -> torch.Tensor:
+    """K (..., 3, 3) of the `crop` = (top, left, height, width) of an image: pixel (r, c) of the crop is
+    (r + top, c + left) of the image, so only the principal point moves."""
+    k = intrinsics.clone()
+    k[..., 0, 2] -= crop[1]
+    k[..., 1, 2] -= crop[0]
+    return k
 
 
 def sample_shifts(n: int, pad: int, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:

@@ -43,7 +43,7 @@ from polyact.policies.history import as_loader_batch
 from polyact.policies.language import InstructionEncoder, build_vocab
 from polyact.policies.normalize import Normalizer
 from polyact.policies.trunk import Trunk
-from polyact.policies.vision import CameraTokens, RandomShift, sample_shifts
+from polyact.policies.vision import CameraTokens, RandomShift, cropped_intrinsics, sample_shifts
 
 TRANSLATION_MARGIN = 0.03  # metres the heatmap search box reaches beyond the training targets' range
 FUTURE_PIXELS = 4  # the future head predicts a FUTURE_PIXELS x FUTURE_PIXELS RGB patch per image token
@@ -198,10 +198,8 @@ class VLAPolicy(nn.Module):
             depth = rearrange(self._crop(self._get(batch, f"obs/depth/{cam}")).float(), "b t y x -> (b t) y x")
         if self.config.vision.depth or self.heatmap is not None or subgoal is not None:
             intrinsics = rearrange(self._get(batch, f"obs/intrinsics/{cam}").float(), "b t i j -> (b t) i j")
-            if self.config.vision.crop:  # pixel (r, c) of the crop is (r + top, c + left) of the image
-                intrinsics = intrinsics.clone()
-                intrinsics[:, 0, 2] -= self.config.vision.crop[1]
-                intrinsics[:, 1, 2] -= self.config.vision.crop[0]
+            if self.config.vision.crop:
+                intrinsics = cropped_intrinsics(intrinsics, self.config.vision.crop)
         if self.training and self.shift is not None:
             # one crop offset per sample and camera, the same over its history (DrQ on frame stacks)
             shifts = repeat(sample_shifts(b, self.shift.pad, generator, self.device), "b two -> (b t) two", t=h)

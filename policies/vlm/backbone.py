@@ -271,7 +271,7 @@ class VLMBackbone(nn.Module):
         from polyact.policies.vlm.prefix_cache import prefix_cache  # imports transformers, loaded by now
 
         cache = prefix_cache(self.num_layers)
-        base = self.model.get_base_model() if self.lora else self.model
+        base = self.base_model
         out = base.model(**inputs, position_ids=positions, cache=cache, use_cache=True)
         layers = cache.layers
         return Prefix(
@@ -283,15 +283,20 @@ class VLMBackbone(nn.Module):
         )
 
     @property
+    def base_model(self) -> nn.Module:
+        """The transformers model under the LoRA wrapper, if any."""
+        return self.model.get_base_model() if self.lora else self.model
+
+    @property
     def num_layers(self) -> int:
         """The language model's decoder layers that run: all, or the first half (`vlm.expert_layers`)."""
-        base = self.model.get_base_model() if self.lora else self.model
+        base = self.base_model
         return len(base.get_decoder().layers)
 
     @property
     def rotary(self) -> nn.Module:
         """The language model's rotary embedding module: (x, positions) -> (cos, sin)."""
-        base = self.model.get_base_model() if self.lora else self.model
+        base = self.base_model
         return base.get_decoder().rotary_emb
 
     @torch.no_grad()
@@ -320,7 +325,7 @@ class VLMBackbone(nn.Module):
         """The base's config, tokenizer and preprocessor (small files, not weights), so the architecture and
         the tokenisation are rebuilt from the policy directory alone."""
         target.mkdir(parents=True, exist_ok=True)
-        base = self.model.get_base_model() if self.lora else self.model
+        base = self.base_model
         base.config.save_pretrained(target)
         self.tokenizer.save_pretrained(target)
         shutil.copyfile(self.files / PREPROCESSOR_FILE, target / PREPROCESSOR_FILE)

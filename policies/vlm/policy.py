@@ -42,6 +42,7 @@ from polyact.policies.config import PolicyConfig
 from polyact.policies.heads.base import masked_mean, zero_padded
 from polyact.policies.history import as_loader_batch
 from polyact.policies.normalize import Normalizer
+from polyact.policies.vision import cropped_intrinsics
 from polyact.policies.vlm.action_tokens import ActionTokens
 from polyact.policies.vlm.backbone import VLMBackbone
 from polyact.policies.vlm.ego3d import VisionTowerEgo3D
@@ -72,9 +73,8 @@ class VLMPolicy(nn.Module):
         self.vlm = VLMBackbone(cfg.vlm, cfg.head, cfg.action_dim, load_pretrained_weights)
         self.ego3d: VisionTowerEgo3D | None = None
         if cfg.vision.depth:  # SpatialVLA's Ego3D added to the vision tower's patch features
-            base = self.vlm.model.get_base_model() if self.vlm.lora else self.vlm.model
             vision = self.vlm.family.config.vision_config
-            self.ego3d = VisionTowerEgo3D(cfg.vision, self.vlm.family.vision_tower(base), vision)
+            self.ego3d = VisionTowerEgo3D(cfg.vision, self.vlm.family.vision_tower(self.vlm.base_model), vision)
         self.expert: ActionExpert | None = None
         if expert:
             text = self.vlm.family.config.get_text_config()
@@ -106,9 +106,8 @@ class VLMPolicy(nn.Module):
     def shard_units(self) -> list[nn.Module]:
         """The modules FSDP shards one by one (train/distributed.py): every decoder layer of the language
         model, found by the family's decoder layer class, so a layer's weights are gathered only for its turn."""
-        model = self.vlm.model
-        layer = self.vlm.family.decoder_layer_class(model.get_base_model() if self.vlm.lora else model)
-        return [m for m in model.modules() if isinstance(m, layer)]
+        layer = self.vlm.family.decoder_layer_class(self.vlm.base_model)
+        return [m for m in self.vlm.model.modules() if isinstance(m, layer)]
 
     # --- inputs -------------------------------------------------------------------------------------
     def _get(self, batch: Mapping[str, Any], key: str) -> torch.Tensor:
@@ -141,12 +140,11 @@ class VLMPolicy(nn.Module):
         depths, intrinsics = [], []
         for cam in self.config.cameras:
             depth = self._get(batch, f"obs/depth/{cam}")[:, -1].float()  # (B, H, W)
-            k = self._get(batch, f"obs/intrinsics/{cam}")[:, -1].float().clone()  # (B, 3, 3)
+            k = self._get(batch, f"obs/intrinsics/{cam}")[:, -1].float()  # (B, 3, 3)
             if crop:
                 top, left, height, width = crop
                 depth = depth[:, top : top + height, left : left + width]
-                k[:, 0, 2] -= left
-                k[:, 1, 2] -= top
+                k = cropped_intrinsics(k, crop)
             depths.append(depth)
             intrinsics.append(k)
         return self.ego3d.geometry(torch.stack(depths, dim=1), torch.stack(intrinsics, dim=1))
