@@ -40,6 +40,11 @@ _STATE_FIELDS = ("qpos", "qvel", "ctrl", "mocap_pos", "mocap_quat")
 _FIXED_FIELDS = ("body_pos", "body_quat", "geom_contype", "geom_conaffinity", "body_gravcomp")
 
 
+def _batched(tree: Any, n: int) -> Any:
+    """Every array of `tree` repeated n times along a new leading (batch) axis."""
+    return jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (n, *x.shape)), tree)
+
+
 def enable_x64() -> None:
     """MJX in float64, as MuJoCo on the CPU: float32 physics drifts from the CPU backend within a second
     under the arm's stiff servos, which would make the equivalence tolerance meaningless."""
@@ -115,11 +120,9 @@ class MJXBatch:
         options = options or [{}] * len(seeds)
         layouts = [self.layout(int(s), dict(o)) for s, o in zip(seeds, options, strict=True)]
         stacked = {k: np.stack([lay[2][k] for lay in layouts]) for k in layouts[0][2]}
-        base = self._make_data()
-        d = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (len(seeds), *x.shape)), base)
-        d = d.replace(**{k: jnp.asarray(stacked[k]) for k in _STATE_FIELDS})
+        d = _batched(self._make_data(), len(seeds)).replace(**{k: jnp.asarray(stacked[k]) for k in _STATE_FIELDS})
         self.d = self._kinematics(d)
-        self.arm = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (len(seeds), *x.shape)), self._home)
+        self.arm = _batched(self._home, len(seeds))
         # The CPU env settles the props with SETTLE_STEPS physics steps, the servos holding home and the
         # gripper open: that is what control steps commanding no motion with the gripper open do, and
         # reusing the compiled step saves compiling a second MJX step (minutes on a small CPU).
@@ -142,8 +145,7 @@ class MJXBatch:
     def success_at(self, poses: dict[str, np.ndarray]) -> np.ndarray:
         """The task's success test on given world poses, without physics or kinematics (e.g. a recorded
         CPU trajectory's): xpos (T, nbody, 3), site_xpos (T, nsite, 3) -> (T,) bool."""
-        base = self._make_data()
-        d = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (len(poses["xpos"]), *x.shape)), base)
+        d = _batched(self._make_data(), len(poses["xpos"]))
         return np.asarray(self._succeed(d.replace(**{k: jnp.asarray(v) for k, v in poses.items()})))
 
     @property
