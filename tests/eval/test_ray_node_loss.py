@@ -68,10 +68,10 @@ def test_a_lost_node_s_episode_is_retried_and_every_episode_counts_once(two_node
     with open(log, "w") as f:
         driver = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT)
     try:
-        jsonl = out / EPISODES_FILE
-        # progress, not time: once an episode is recorded both workers run, one of them on the second node
-        while driver.poll() is None and not (jsonl.exists() and jsonl.read_bytes().count(b"\n") >= 1):
-            time.sleep(0.2)
+        # progress, not time: each worker's first episode is queued on it from the start, so once the
+        # second node's worker is alive it runs that episode, however long its start took under load
+        while driver.poll() is None and not workers_on(second):
+            time.sleep(0.02)
         assert driver.poll() is None, log.read_text()
         assert len(workers_on(second)) == 1, log.read_text()
         cluster.remove_node(second)  # its raylet and every worker process on it
