@@ -14,16 +14,21 @@ float32 depth, is the storage of every dataset written before these settings.
 The last row is the source exported to LeRobot v3 by `polyact data export-lerobot`, which encodes as
 LeRobot 0.4.4 records (AV1, a keyframe every 2 frames, crf 30): its bytes per step (every file, parquet
 and metadata included), RGB error, and the CPU time LeRobot's video decoding of a window costs
-(`video_window_cpu`, a lower bound on its CPU per window), measured in the same run. Its windows/s are
-not: `lerobot` pins torch < 2.11 and cannot run beside polyact, so they are LeRobot's own figure on this
-machine with these loader settings (LEROBOT_WINDOWS_PER_S, /work/shared/notes/field.md).
+(`video_window_cpu`, a lower bound on its CPU per window), measured in the same run. `lerobot` pins
+torch < 2.11 and cannot run beside polyact: with `--lerobot-python` (the python of an environment that
+has LeRobot, see bench/lerobot_windows.py) LeRobot's own DataLoader reads the export in the same run,
+with the same loader settings, for its windows/s and CPU per window; without it, its windows/s are
+LeRobot's figure recorded on this machine (LEROBOT_WINDOWS_PER_S, /work/shared/notes/field.md).
 
     python -m polyact.bench.storage [--size 64] [--episodes 60] [--steps 150] [--workers 2] [--dataset PATH]
+                                    [--lerobot-python /work/lerobot_venv/bin/python]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -143,6 +148,17 @@ def video_window_cpu(root: Path, key: str, windows: int = 300, history: int = 2)
     return (time.process_time() - start) / windows * 1e6
 
 
+def lerobot_loader(python: Path, root: Path, args: argparse.Namespace) -> dict:
+    """LeRobot's own windows/s and CPU per window on the export at `root` (bench/lerobot_windows.py run by
+    `python`, an interpreter with LeRobot), with the loader settings of the other rows."""
+    script = Path(__file__).with_name("lerobot_windows.py")
+    loader = ["--seconds", str(args.seconds), "--workers", str(args.workers), "--batch-size", str(args.batch_size)]
+    done = subprocess.run([str(python), str(script), str(root), *loader], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{python} {script.name} failed on the LeRobot export:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=64, help="synthetic images: height and width")
@@ -153,7 +169,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=10.0, help="measuring time per loader")
     parser.add_argument("--workdir", type=Path, help="where to write the copies (default: a temporary directory)")
+    parser.add_argument(
+        "--lerobot-python", type=Path, help="measure LeRobot's windows/s in this run with this interpreter"
+    )
     args = parser.parse_args()
+    if args.lerobot_python and not args.lerobot_python.is_file():
+        parser.error(f"--lerobot-python {args.lerobot_python}: no such file (the python of a LeRobot environment)")
 
     rows = []
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
@@ -192,6 +213,7 @@ def main() -> None:
                 )
             )
         lerobot = lerobot_row(source, Path(tmp) / "lerobot", rgb[0])
+        loader = lerobot_loader(args.lerobot_python, Path(tmp) / "lerobot", args) if args.lerobot_python else None
 
     print(header("storage settings: bytes per step and training windows/s (bench/storage.py)"))
     what = f"first {len(described)} episodes of {args.dataset}" if args.dataset else "synthetic render-like"
@@ -201,6 +223,11 @@ def main() -> None:
         f"windows: history 2, chunk 16, keys {list(keys)} ({shape[0]}x{shape[1]}), "
         f"{args.workers} workers, batch {args.batch_size}, {args.seconds:g} s per loader"
     )
+    if loader:
+        print(
+            f"LeRobot row read by LeRobot {loader['lerobot']} itself (torch {loader['torch']}, "
+            f"{loader['video_backend']} video decoding, cameras {loader['cameras']})"
+        )
     before = rows[0][1]
     print(
         "\n| setting | bytes per step | vs before | without depth | RGB PSNR, mean abs error | "
@@ -219,17 +246,23 @@ def main() -> None:
             f"{held_rate:,.0f} ({where}) | {disk_rate:,.0f}, {disk_cpu:.0f} us |"
         )
     total, (psnr, mae), decode = lerobot
-    measured = shape[:2] == (64, 64)  # LeRobot's figure is for 64x64 frames
-    rate = f"{LEROBOT_WINDOWS_PER_S} (LeRobot 0.4.4 at 64x64, not rerun)" if measured else "not measured"
+    decoding = f">= {decode:.0f} us (its video decoding alone, one process)"
+    if loader:
+        lerobot_rate = loader["windows_per_s"]
+        rate = f"{lerobot_rate:,.0f} (LeRobot {loader['lerobot']}, measured in this run)"
+        from_disk = f"{lerobot_rate:,.0f}, {loader['cpu_us_per_window']:.0f} us; {decoding}"
+    else:  # LeRobot's recorded figure is for 64x64 frames
+        lerobot_rate = LEROBOT_WINDOWS_PER_S if shape[:2] == (64, 64) else None
+        rate = f"{LEROBOT_WINDOWS_PER_S} (LeRobot 0.4.4 at 64x64, not rerun)" if lerobot_rate else "not measured"
+        from_disk = f"-, {decoding}"
     print(
         f"| {LEROBOT_ROW} | {total / steps / 1024:.2f} KiB | 1/{before * steps / total:.1f} | "
-        f"{total / steps / 1024:.2f} KiB | {psnr:.1f} dB, {mae:.2f} | {rate} | "
-        f"-, >= {decode:.0f} us (its video decoding alone, one process) |"
+        f"{total / steps / 1024:.2f} KiB | {psnr:.1f} dB, {mae:.2f} | {rate} | {from_disk} |"
     )
-    print("\nagainst the LeRobot row: bytes without depth" + (", windows/s from disk" if measured else ""))
+    print("\nagainst the LeRobot row: bytes without depth" + (", windows/s from disk" if lerobot_rate else ""))
     for row in rows[1:]:
         if len(row) > 2:
-            speed = f", {row[-1][0] / LEROBOT_WINDOWS_PER_S:.1f}x the windows/s" if measured else ""
+            speed = f", {row[-1][0] / lerobot_rate:.1f}x the windows/s" if lerobot_rate else ""
             print(f"  {row[0]}: {row[2] * steps / total:.2f}x the bytes{speed}")
 
 
