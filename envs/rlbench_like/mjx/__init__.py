@@ -1,8 +1,8 @@
 """The rlbench_like suite on MJX, MuJoCo's JAX backend: N environments of one task reset and stepped by
 one jitted, vmapped function, from the same task definitions as the CPU backend (docs/rlbench_like.md,
-"The MJX backend"); state trajectories rendered back on the CPU (trajectory.py, replay.py). Importing
-this package loads nothing heavy; batch, control, kinematics and success import jax, the replay path
-does not."""
+"The MJX backend"); the scripted experts driven in batch (experts.py) and their state trajectories
+rendered back on the CPU (trajectory.py, replay.py). Importing this package loads nothing heavy; batch,
+control, kinematics and success import jax, experts.py and the replay path do not."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ __getattr__ = lazy_exports(
         "SUPPORTED_TASKS": "model",
         "mjx_model": "model",
         "ArmChain": "kinematics",
+        "run_experts": "experts",
         "replay_trajectories": "replay",
         "ReplayEnv": "replay",
         "StateTrajectory": "trajectory",

@@ -38,6 +38,7 @@ if SETTLE_STEPS % SUBSTEPS:
 # compile-time constant shared by the batch.
 _STATE_FIELDS = ("qpos", "qvel", "ctrl", "mocap_pos", "mocap_quat")
 _FIXED_FIELDS = ("body_pos", "body_quat", "geom_contype", "geom_conaffinity", "body_gravcomp")
+_POSE_FIELDS = ("xpos", "xmat", "site_xpos", "site_xmat")  # what Sim reads of a pose
 
 
 def _batched(tree: Any, n: int) -> Any:
@@ -147,6 +148,19 @@ class MJXBatch:
         CPU trajectory's): xpos (T, nbody, 3), site_xpos (T, nsite, 3) -> (T,) bool."""
         d = _batched(self._make_data(), len(poses["xpos"]))
         return np.asarray(self._succeed(d.replace(**{k: jnp.asarray(v) for k, v in poses.items()})))
+
+    def snapshot(self) -> dict[str, np.ndarray]:
+        """The batch's state on the host, (N, ...) with MjData's layouts: qpos, qvel, mocap_pos, mocap_quat,
+        the world poses a task's privileged state reads (xpos, xmat (N, nbody, 9), site_xpos, site_xmat)
+        and the arm's commands (q_cmd, target_pos, target_quat): what the batched experts read (experts.py)."""
+        if self.d is None:
+            raise RuntimeError("MJXBatch.snapshot before reset")
+        n = len(self.d.qpos)
+        names = ("qpos", "qvel", "mocap_pos", "mocap_quat", *_POSE_FIELDS)
+        fields = {f: np.asarray(getattr(self.d, f)) for f in names}
+        for f in ("xmat", "site_xmat"):
+            fields[f] = fields[f].reshape(n, -1, 9)
+        return fields | {k: np.asarray(v) for k, v in self.arm._asdict().items()}
 
     @property
     def qpos(self) -> np.ndarray:
