@@ -34,7 +34,8 @@ from polyact.envs.rlbench_like.mjx.trajectory import StateTrajectory, prop_poses
 from polyact.envs.rlbench_like.sim import Sim
 from polyact.envs.rlbench_like.tasks.base import Task
 
-_POSES = ("qpos", "qvel", "mocap_pos", "mocap_quat", "xpos", "xmat", "site_xpos", "site_xmat")
+# The snapshot fields copied into the CPU view: physics state, welded props, the poses Sim and Arm read
+_VIEW_FIELDS = ("qpos", "qvel", "mocap_pos", "mocap_quat", "xpos", "xmat", "site_xpos", "site_xmat")
 
 
 class Batch(Protocol):
@@ -71,7 +72,7 @@ class _PrivilegedView:
         self.arm = Arm(model, self.data, "default")
 
     def load(self, snap: dict[str, np.ndarray], i: int) -> None:
-        for f in _POSES:
+        for f in _VIEW_FIELDS:
             getattr(self.data, f)[:] = snap[f][i]
 
     def privileged(self, task: Task, snap: dict[str, np.ndarray], i: int) -> dict[str, Any]:
