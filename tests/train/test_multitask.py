@@ -88,10 +88,10 @@ def test_the_step_combines_the_tasks_own_gradients(metaworld_dataset):
 
 
 @pytest.mark.slow
-def test_two_distributed_steps_equal_one_process(metaworld_dataset, tmp_path):
-    """flat_pcgrad takes every path DDP touches: per-task gradients averaged over ranks, SAM's excursion,
+@pytest.mark.parametrize("method", ["pcgrad", "mgda", "flat_pcgrad", "flat_mgda"])
+def test_two_distributed_steps_equal_one_process(method, metaworld_dataset, tmp_path):
+    """Every method under DDP: per-task gradients averaged over ranks, SAM's excursion for the flat ones,
     and PCGrad's random order, which must be the same on both ranks (MGDA's combination has no randomness)."""
-    method = "flat_pcgrad"
     common = [f"dataset={metaworld_dataset}", "policy.size=tiny", "batch_size=8", "num_workers=0", "progress=false"]
     common += ["steps=2", "ema_decay=0", "policy.vision.random_shift=0", "log_every=1", f"multitask={method}"]
     train(load_config(TrainConfig, [*common, f"out={tmp_path / 'single'}"]))
