@@ -39,7 +39,7 @@ COMMANDS: dict[str, Command] = {
         "polyact.train.merge:run",
     ),
     "collect": Command(
-        "record scripted demonstrations of a task set into a dataset (resumable)",
+        "record scripted demonstrations of a task set into a dataset, or render the MJX experts' states (resumable)",
         "polyact.collect:CollectConfig",
         "polyact.collect:run",
     ),

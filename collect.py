@@ -5,6 +5,11 @@ whatever order the workers finish in, so a dataset holds exactly the first N suc
 task. That makes collection deterministic and resumable: after a kill, the same command finds each
 task's last committed seed in the dataset and carries on after it.
 
+With `trajectories=PATH.npz` the episodes are not simulated here but rendered from state trajectories
+the scripted experts recorded elsewhere (rlbench_like's MJX experts, thousands of seeds at once): each
+task's attempts are its trajectories' seeds, in the same order and through the same commit, so the
+dataset is the one a direct collection of those seeds writes, and resumes the same way.
+
 It drives simulators (polyact.envs) and writes datasets (polyact.data), so it sits above both and the
 storage package never imports a simulator.
 """
@@ -35,6 +40,9 @@ from polyact.runners import check_runner, connect_ray
 
 if TYPE_CHECKING:
     from polyact.envs.base import PolyactEnv
+    from polyact.envs.rlbench_like.mjx.trajectory import StateTrajectory
+
+    Trajectories = dict[str, dict[int, StateTrajectory]]  # task -> seed -> its recorded episode
 
 
 class RayPool:
@@ -78,7 +86,10 @@ class CollectConfig:
     """`polyact collect`: scripted demonstrations of a task set into the dataset at `out`.
 
     `runner=ray` records the attempts as Ray tasks on the cluster at `ray_address` (or a local one),
-    with the same dataset and resume semantics."""
+    with the same dataset and resume semantics. `trajectories=PATH.npz` renders the rlbench_like experts'
+    recorded states instead of running the experts (`python -m polyact.envs.rlbench_like.mjx.experts --task
+    TASK --seeds N --out PATH.npz` records them on MJX): each task's attempts are its trajectories of seeds
+    `seed, seed+1, ...`, and the dataset equals a direct collection of those seeds."""
 
     out: str = "datasets/demos"
     env: EnvConfig = field(default_factory=EnvConfig)
@@ -96,6 +107,7 @@ class CollectConfig:
     image_compression: str = DEFAULT_IMAGE_COMPRESSION  # none | gzip | lz4 | zstd (lossless) | webp | jpeg (lossy)
     image_quality: int = DEFAULT_IMAGE_QUALITY  # 1-100, of webp and jpeg
     depth_storage: str = DEFAULT_DEPTH_STORAGE  # float32 (metres) | uint16_mm
+    trajectories: str = ""  # a state trajectory file (.npz) to render instead of running the experts
 
     def __post_init__(self) -> None:
         if self.episodes_per_task < 1:
@@ -172,7 +184,30 @@ def _record_in_worker(task: str, seed: int, env_cfg: EnvConfig, stop_on_success:
         env = make_env(task, env_cfg)
         _WORKER_ENVS[task] = (env, make_expert(env))
     env, expert = _WORKER_ENVS[task]
-    episode = record_episode(env, expert, seed, stop_on_success)
+    return _annotated(record_episode(env, expert, seed, stop_on_success), env)
+
+
+def _replay_in_worker(trajectory: StateTrajectory, env_cfg: EnvConfig) -> Episode:
+    """Runs in a worker process: the episode `record_episode` records for the trajectory's seed, with the
+    recorded states rendered by the process's replay env (envs/rlbench_like/mjx/replay.py)."""
+    from polyact.envs.rlbench_like.mjx.replay import worker_replay_env
+
+    env = worker_replay_env(trajectory.task, env_cfg)
+    episode = Episode(
+        task=trajectory.task,
+        instruction=trajectory.instruction,
+        seed=trajectory.seed,
+        success=trajectory.success,
+        observations=env.replay(trajectory),
+        actions=np.asarray(trajectory.actions, np.float32),
+        rewards=np.zeros(len(trajectory.actions), np.float32),  # rlbench_like has no shaped reward
+        successes=np.asarray(trajectory.successes, bool),
+    )
+    return _annotated(episode, env)
+
+
+def _annotated(episode: Episode, env: PolyactEnv) -> Episode:
+    """The episode with its suite's per-episode metadata (keyframes, ...), from the env that recorded it."""
     annotate = suite(env.contract.suite).annotate
     if annotate is not None:
         episode.extra.update(annotate(episode, env))
@@ -187,6 +222,7 @@ class TaskProgress:
     next_seed: int  # the next seed to hand to a worker
     commit_seed: int  # the next seed to commit (all earlier seeds are resolved)
     first_seed: int
+    attempts_limit: int  # max_attempts_per_task, or fewer: the seeds there are trajectories of
     kept: int = 0
     successes: int = 0
     in_flight: int = 0
@@ -219,10 +255,11 @@ def collect(cfg: CollectConfig) -> CollectReport:
     """Fill (or resume filling) the dataset at `cfg.out` with `episodes_per_task` demonstrations per task."""
 
     _, tasks = resolve_tasks(cfg.env.tasks)
+    trajectories = _load_trajectories(cfg, tasks) if cfg.trajectories else None
     writer = _open_or_create(cfg, tasks)
     try:
-        progress = _resume_state(cfg, tasks, writer.episodes)
-        _run(cfg, progress, writer)
+        progress = _resume_state(cfg, tasks, writer.episodes, trajectories)
+        _run(cfg, progress, writer, trajectories)
     finally:
         writer.close()
     return CollectReport(str(cfg.out), list(progress.values()), cfg.episodes_per_task)
@@ -252,8 +289,94 @@ def _open_or_create(cfg: CollectConfig, tasks: tuple[str, ...]) -> DatasetWriter
     return DatasetWriter.for_spec(path, spec, metadata={"collection": cfg.identity()}, **cfg.storage())
 
 
-def _resume_state(cfg: CollectConfig, tasks: tuple[str, ...], episodes: list[Any]) -> dict[str, TaskProgress]:
-    progress = {t: TaskProgress(t, cfg.seed, cfg.seed, cfg.seed) for t in tasks}
+def _load_trajectories(cfg: CollectConfig, tasks: tuple[str, ...]) -> Trajectories:
+    """`cfg.trajectories` by task and seed (those from `cfg.seed` on), once each is shown to be an episode a
+    direct collection with `cfg` records, cut at the env's step limit as it would be; ConfigError otherwise."""
+    from polyact.envs.rlbench_like.mjx.trajectory import load_trajectories
+
+    where = f"trajectories={cfg.trajectories}"
+    _check_replay_settings(cfg, where)
+    by_task: Trajectories = {t: {} for t in tasks}
+    for trajectory in load_trajectories(cfg.trajectories):
+        if trajectory.task not in by_task:
+            raise ConfigError(
+                f"{where} holds trajectories of {trajectory.task}, which env.tasks={cfg.env.tasks} does not "
+                f"name ({', '.join(tasks)}); collect them with env.tasks={trajectory.task} or a set holding it"
+            )
+        if trajectory.seed in by_task[trajectory.task]:
+            raise ConfigError(f"{where} holds two trajectories of {trajectory.task} seed {trajectory.seed}")
+        if trajectory.seed >= cfg.seed:
+            by_task[trajectory.task][trajectory.seed] = trajectory
+    probe = make_env(tasks[0], cfg.env)
+    spec = probe.contract
+    probe.close()
+    split, max_steps, action_dim = spec.notes["variation_split"], spec.max_episode_steps, spec.action.dim
+    for task, by_seed in by_task.items():
+        first_missing = min(set(range(cfg.seed, cfg.seed + len(by_seed) + 1)) - set(by_seed))
+        if not by_seed or first_missing < cfg.seed + len(by_seed):  # none, or a gap no attempt could pass
+            held = f"{len(by_seed)} seeds, {min(by_seed)} to {max(by_seed)}" if by_seed else "none"
+            raise ConfigError(
+                f"{where} has no trajectory of {task} seed {first_missing} (from seed={cfg.seed} on it has "
+                f"{held}); collection takes each task's seeds in order, from `seed`"
+            )
+        for seed, trajectory in by_seed.items():
+            by_seed[seed] = _as_collected(trajectory, split, max_steps, action_dim, where)
+    return by_task
+
+
+def _check_replay_settings(cfg: CollectConfig, where: str) -> None:
+    """The settings under which the experts' trajectories are the episodes a direct collection records."""
+    suite_name = resolve_tasks(cfg.env.tasks)[0].name
+    if suite_name != "rlbench_like":
+        raise ConfigError(
+            f"{where}: state trajectories are of rlbench_like tasks; env.tasks={cfg.env.tasks} is {suite_name}"
+        )
+    if cfg.env.action_mode != "default":
+        raise ConfigError(
+            f"{where}: the experts' trajectories hold `default` (end-effector delta) actions; "
+            f"env.action_mode={cfg.env.action_mode} would record others"
+        )
+    if not cfg.stop_on_success:
+        raise ConfigError(
+            f"{where}: the experts' trajectories end once the task succeeded and the script finished, as "
+            "stop_on_success=true records them; stop_on_success=false would record on to the step limit"
+        )
+
+
+def _as_collected(
+    trajectory: StateTrajectory, split: str, max_steps: int, action_dim: int, where: str
+) -> StateTrajectory:
+    """The trajectory as a direct collection records its seed: reset with the env's variation split, cut at
+    the step limit; ConfigError where it cannot be (other options, actions, or it ends too early)."""
+    what = f"{where}: {trajectory.task} seed {trajectory.seed}"
+    if trajectory.options not in ({}, {"variation_split": split}):
+        raise ConfigError(
+            f"{what} was reset with options {trajectory.options}; a collection of env.tasks resets with "
+            f"{{'variation_split': '{split}'}} (record with --split {split}, or choose the task set of that split)"
+        )
+    if trajectory.actions.shape[1] != action_dim:
+        raise ConfigError(f"{what} has {trajectory.actions.shape[1]}-dim actions; the env's actions have {action_dim}")
+    steps = len(trajectory.actions)
+    if steps < max_steps and not trajectory.success:
+        raise ConfigError(
+            f"{what} ends after {steps} steps without success, before the env's step limit {max_steps}: it was "
+            f"recorded with a lower --max-steps; set env.max_episode_steps={steps} or record it again"
+        )
+    return replace(
+        trajectory,
+        options={"variation_split": split},
+        qpos=trajectory.qpos[: max_steps + 1],
+        qvel=trajectory.qvel[: max_steps + 1],
+        actions=trajectory.actions[:max_steps],
+        successes=trajectory.successes[:max_steps],
+    )
+
+
+def _resume_state(
+    cfg: CollectConfig, tasks: tuple[str, ...], episodes: list[Any], trajectories: Trajectories | None
+) -> dict[str, TaskProgress]:
+    limits = {t: min(cfg.attempts_limit, len(trajectories[t])) if trajectories else cfg.attempts_limit for t in tasks}
+    progress = {t: TaskProgress(t, cfg.seed, cfg.seed, cfg.seed, limits[t]) for t in tasks}
     for ep in episodes:
         p = progress.get(ep.task)
         if p is None:
@@ -267,7 +390,7 @@ def _resume_state(cfg: CollectConfig, tasks: tuple[str, ...], episodes: list[Any
 def _wanted(cfg: CollectConfig, p: TaskProgress) -> int:
     """How many more attempts of this task to start now: no more than could still be kept."""
     remaining = cfg.episodes_per_task - p.kept - len([e for e in p.pending.values() if _keep(cfg, e)])
-    budget = cfg.attempts_limit - (p.next_seed - p.first_seed)
+    budget = p.attempts_limit - (p.next_seed - p.first_seed)
     return max(0, min(remaining - p.in_flight, budget))
 
 
@@ -315,7 +438,9 @@ def _pool(cfg: CollectConfig) -> tuple[ProcessPoolExecutor | RayPool, int]:
     return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")), workers
 
 
-def _run(cfg: CollectConfig, progress: dict[str, TaskProgress], writer: DatasetWriter) -> None:
+def _run(
+    cfg: CollectConfig, progress: dict[str, TaskProgress], writer: DatasetWriter, trajectories: Trajectories | None
+) -> None:
     pool, workers = _pool(cfg)
     total = cfg.episodes_per_task * len(progress)
     bar = tqdm(
@@ -329,7 +454,11 @@ def _run(cfg: CollectConfig, progress: dict[str, TaskProgress], writer: DatasetW
     reruns: dict[tuple[str, int], int] = {}  # runner=ray: attempts run again after their worker was lost
 
     def submit(task: str, seed: int) -> None:
-        futures[pool.submit(_record_in_worker, task, seed, cfg.env, cfg.stop_on_success)] = (task, seed)
+        if trajectories is None:
+            job = pool.submit(_record_in_worker, task, seed, cfg.env, cfg.stop_on_success)
+        else:
+            job = pool.submit(_replay_in_worker, trajectories[task][seed], cfg.env)
+        futures[job] = (task, seed)
 
     with pool:
         try:
@@ -375,6 +504,7 @@ def run(cfg: CollectConfig) -> CollectReport:
         if t.kept < cfg.episodes_per_task:
             print(
                 f"warning: {t.task} kept {t.kept} of {cfg.episodes_per_task} episodes after {t.attempts} attempts "
-                f"(max_attempts_per_task={cfg.attempts_limit})"
+                f"(max_attempts_per_task={cfg.attempts_limit}"
+                + (f", trajectories of {t.attempts_limit} seeds)" if cfg.trajectories else ")")
             )
     return report

@@ -49,8 +49,11 @@ class ReplayEnv(RLBenchLikeEnv):
 
     def replay(self, trajectory: StateTrajectory) -> dict[str, np.ndarray]:
         """The observations before each of the trajectory's T actions, as `collect.record_episode` stores
-        them: {rgb/<cam> (T, H, W, 3), depth/<cam>, intrinsics/<cam>, extrinsics/<cam>, state (T, S)}."""
+        them: {rgb/<cam> (T, H, W, 3), depth/<cam>, intrinsics/<cam>, extrinsics/<cam>, state (T, S)}.
+        Afterwards `contact_history` holds the finger contact at each of those T states, where the suite's
+        `annotate` reads it as it reads a recording env's."""
         self._rebuild_scene(trajectory)
+        self.contact_history = []
         frames = [self._show(q, v) for q, v in zip(trajectory.qpos[:-1], trajectory.qvel[:-1], strict=True)]
         return {k: np.stack([f[k] for f in frames]) for k in frames[0] if k != "instruction"}
 
@@ -88,7 +91,8 @@ class ReplayEnv(RLBenchLikeEnv):
         self.data.qvel[:] = qvel
         self.data.qpos[:] = qpos
         mujoco.mj_integratePos(self.model, self.data.qpos, self.data.qvel, -self.model.opt.timestep)
-        mujoco.mj_forward(self.model, self.data)
+        mujoco.mj_forward(self.model, self.data)  # contacts too: those the step found where the CPU env did
+        self.contact_history.append(self.finger_contact())
         self.data.qpos[:] = qpos
         return self._observation()
 
@@ -98,16 +102,21 @@ class ReplayEnv(RLBenchLikeEnv):
 _WORKER_ENVS: dict[str, tuple[EnvConfig, ReplayEnv]] = {}
 
 
-def replay_in_worker(trajectory: StateTrajectory, cfg: EnvConfig) -> dict[str, np.ndarray]:
-    """`ReplayEnv.replay` with this process's env for the trajectory's task."""
+def worker_replay_env(task: str, cfg: EnvConfig) -> ReplayEnv:
+    """This process's replay env for `task` and `cfg` (built on first use, kept for the next episode)."""
     from polyact.envs.rlbench_like import TASKS
 
-    kept = _WORKER_ENVS.get(trajectory.task)
+    kept = _WORKER_ENVS.get(task)
     if kept is None or kept[0] != cfg:
         if kept is not None:
             kept[1].close()
-        _WORKER_ENVS[trajectory.task] = kept = (cfg, ReplayEnv(TASKS[trajectory.task](), cfg))
-    return kept[1].replay(trajectory)
+        _WORKER_ENVS[task] = kept = (cfg, ReplayEnv(TASKS[task](), cfg))
+    return kept[1]
+
+
+def replay_in_worker(trajectory: StateTrajectory, cfg: EnvConfig) -> dict[str, np.ndarray]:
+    """`ReplayEnv.replay` with this process's env for the trajectory's task."""
+    return worker_replay_env(trajectory.task, cfg).replay(trajectory)
 
 
 def replay_trajectories(

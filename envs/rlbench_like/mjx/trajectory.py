@@ -11,6 +11,7 @@ No jax here: the replay workers import this module.
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,8 +105,20 @@ def save_trajectories(path: str | Path, trajectories: list[StateTrajectory]) -> 
 
 
 def load_trajectories(path: str | Path) -> list[StateTrajectory]:
-    """The trajectories `save_trajectories` wrote; ConfigError for another file or format version."""
-    with np.load(path) as npz:
+    """The trajectories `save_trajectories` wrote; ConfigError for a missing file, another file or format version."""
+    try:
+        npz = np.load(path)
+    except FileNotFoundError as err:
+        raise ConfigError(
+            f"{path}: no such file; `python -m polyact.envs.rlbench_like.mjx.experts --out {path}` writes one"
+        ) from err
+    except (OSError, ValueError, zipfile.BadZipFile) as err:
+        raise ConfigError(
+            f"{path} is not a state trajectory file (not an .npz archive); save_trajectories writes them"
+        ) from err
+    if not isinstance(npz, np.lib.npyio.NpzFile):
+        raise ConfigError(f"{path} is a single .npy array, not a state trajectory file; save_trajectories writes them")
+    with npz:
         if "header" not in npz.files:
             raise ConfigError(f"{path} is not a state trajectory file (no header); save_trajectories writes them")
         header = json.loads(str(npz["header"]))
