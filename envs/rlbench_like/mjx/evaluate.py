@@ -1,0 +1,107 @@
+"""State-based policies evaluated in batch: N seeds of one task stepped together (MJXBatch), the policy
+called once per control step for the whole batch on the CPU env's state vectors and the instructions.
+
+The state vector is the CPU env's observation `state` (arm.py STATE_NAMES: tcp pose, gripper opening,
+the seven joint positions), made by the CPU Arm's own `state()` from each environment's row of the
+batch's snapshot copied into a CPU MjData (experts.py's view), so a policy reads on MJX what it reads on
+the CPU env. Episodes end as evaluation ends them (eval/worker.py): at the first step the task succeeds,
+or at the horizon. Environments whose episode has ended hold still (no motion, their last gripper
+command) until every one has, and the policy's actions for them are ignored, so the policy always sees
+the whole batch (static shapes: a jitted policy compiles once). Actions are clipped to the action
+bounds, as the CPU env clips them.
+
+Why plain callables, not polyact checkpoints: a polyact policy cannot be built without cameras.
+`env.cameras=[]` means the suite's cameras (all five here), not none; `build_policy` refuses an
+environment spec without cameras, `PolicyConfig.check_complete` a config without cameras or an image
+size; the trunk always reads image tokens, and `PolicyRequirements.inputs()` (the keys ChunkRunner feeds
+a policy) raises without an image size. A state-only checkpoint needs those first; its adapter would then
+live in eval/ (envs may not import policies: tests/architecture).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import mujoco
+import numpy as np
+
+from polyact.envs.rlbench_like.arm import action_spec
+from polyact.envs.rlbench_like.env import DEFAULT_MAX_STEPS
+from polyact.envs.rlbench_like.mjx.experts import Batch, _PrivilegedView
+from polyact.errors import ContractError
+
+# (N, S) float32 states and N instructions -> (N, A) actions of the `default` action mode
+StatePolicy = Callable[[np.ndarray, list[str]], np.ndarray]
+
+
+@dataclass(frozen=True)
+class StatePolicyRun:
+    """success (N,) bool: the task succeeded at some step; length (N,) int: control steps taken (to the
+    first success, else the horizon); each episode's instruction."""
+
+    success: np.ndarray
+    length: np.ndarray
+    instructions: list[str]
+
+
+class SnapshotStates:
+    """The CPU env's state vectors of a batch, (N, S) float32, from its snapshot (MJXBatch.snapshot)."""
+
+    def __init__(self, model: mujoco.MjModel):
+        self._view = _PrivilegedView(model)
+
+    def __call__(self, snap: dict[str, np.ndarray]) -> np.ndarray:
+        rows = []
+        for i in range(len(snap["qpos"])):
+            self._view.load(snap, i)
+            rows.append(self._view.arm.state())  # what RLBenchLikeEnv._proprio returns in the default mode
+        return np.stack(rows)
+
+
+def _checked(actions: Any, n: int, dim: int) -> np.ndarray:
+    """The policy's actions as float32 (n, dim), or ContractError saying what is wrong with them."""
+    arr = np.asarray(actions)
+    if arr.shape != (n, dim) or not np.issubdtype(arr.dtype, np.number):
+        raise ContractError(
+            f"the policy returned {arr.dtype} actions of shape {arr.shape}; expected numbers of shape ({n}, {dim}): "
+            "one `default` mode action per environment"
+        )
+    arr = arr.astype(np.float32)
+    bad = np.flatnonzero(~np.isfinite(arr).all(axis=1))
+    if bad.size:
+        raise ContractError(f"the policy returned non-finite actions for environments {bad.tolist()}")
+    return arr
+
+
+def evaluate_states(
+    batch: Batch,
+    policy: StatePolicy,
+    seeds: Sequence[int],
+    options: Sequence[dict[str, Any]] | None = None,
+    horizon: int = DEFAULT_MAX_STEPS,
+) -> StatePolicyRun:
+    """One episode of `policy` per seed (options per environment: `variation` or `variation_split`), all
+    stepped together by `batch` for at most `horizon` control steps."""
+    if horizon < 1:
+        raise ValueError(f"horizon must be >= 1 control step, got {horizon}")
+    n = len(seeds)
+    instructions = batch.reset(seeds, options)
+    states = SnapshotStates(batch.model)
+    spec = action_spec("default", None)
+    low, high = np.float32(spec.low), np.float32(spec.high)
+    success = np.zeros(n, bool)
+    length = np.zeros(n, int)
+    running = np.ones(n, bool)
+    hold = np.zeros((n, spec.dim), np.float32)  # a finished environment's action: its last gripper command
+    for _ in range(horizon):
+        actions = np.clip(_checked(policy(states(batch.snapshot()), list(instructions)), n, spec.dim), low, high)
+        hold[running, -1] = actions[running, -1]
+        succeeded = np.asarray(batch.step(np.where(running[:, None], actions, hold)), bool)
+        length += running
+        success |= running & succeeded
+        running &= ~succeeded
+        if not running.any():
+            break
+    return StatePolicyRun(success, length, list(instructions))
