@@ -25,6 +25,7 @@ FORBIDDEN = {
     "train": {"envs", "eval", "deploy", "collect", "bench", "cli", "quickstart"},
     "eval": {"train", "deploy", "collect", "bench", "cli", "quickstart"},
     "collect": {"policies", "train", "eval", "deploy", "bench", "cli", "quickstart"},
+    "collect_trajectories": {"policies", "train", "eval", "deploy", "bench", "cli", "quickstart"},
     "keyframe_data": {"policies", "train", "eval", "deploy", "collect", "bench", "cli", "quickstart"},
     "dataview": {"envs", "policies", "train", "deploy", "collect", "bench", "cli", "quickstart"},
     "deploy": {"train", "eval", "collect", "bench", "cli", "quickstart"},
