@@ -1,8 +1,9 @@
 """The rlbench_like suite on MJX, MuJoCo's JAX backend: N environments of one task reset and stepped by
 one jitted, vmapped function, from the same task definitions as the CPU backend (docs/rlbench_like.md,
-"The MJX backend"); the scripted experts driven in batch (experts.py) and their state trajectories
-rendered back on the CPU (trajectory.py, replay.py). Importing this package loads nothing heavy; batch,
-control, kinematics and success import jax, experts.py and the replay path do not."""
+"The MJX backend"); the scripted experts driven in batch (experts.py), state policies evaluated in batch
+(evaluate.py), and state trajectories rendered back on the CPU (trajectory.py, replay.py). Importing
+this package loads nothing heavy; batch, control, kinematics and success import jax, experts.py,
+evaluate.py and the replay path do not."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ __getattr__ = lazy_exports(
         "mjx_model": "model",
         "ArmChain": "kinematics",
         "run_experts": "experts",
+        "evaluate_states": "evaluate",
         "replay_trajectories": "replay",
         "ReplayEnv": "replay",
         "StateTrajectory": "trajectory",

@@ -29,7 +29,7 @@ import numpy as np
 
 from polyact.envs.rlbench_like.arm import action_spec
 from polyact.envs.rlbench_like.env import DEFAULT_MAX_STEPS
-from polyact.envs.rlbench_like.mjx.experts import Batch, _PrivilegedView
+from polyact.envs.rlbench_like.mjx.experts import Batch, PrivilegedView
 from polyact.errors import ContractError
 
 # (N, S) float32 states and N instructions -> (N, A) actions of the `default` action mode
@@ -50,7 +50,7 @@ class SnapshotStates:
     """The CPU env's state vectors of a batch, (N, S) float32, from its snapshot (MJXBatch.snapshot)."""
 
     def __init__(self, model: mujoco.MjModel):
-        self._view = _PrivilegedView(model)
+        self._view = PrivilegedView(model)
 
     def __call__(self, snap: dict[str, np.ndarray]) -> np.ndarray:
         rows = []

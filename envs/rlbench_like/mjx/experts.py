@@ -62,7 +62,7 @@ class _BatchedEnv:
         self.action_space = SimpleNamespace(low=np.float32(spec.low), high=np.float32(spec.high))
 
 
-class _PrivilegedView:
+class PrivilegedView:
     """One CPU MjData of the batch's model into which an environment's snapshot row is copied, read by the
     CPU Arm and the task's `privileged` as the CPU env reads its own (RLBenchLikeEnv._privileged)."""
 
@@ -113,7 +113,7 @@ def run_experts(
     n = len(seeds)
     instructions = batch.reset(seeds, options)
     experts = [ScriptedExpert(_BatchedEnv(batch.task)) for _ in range(n)]
-    view = _PrivilegedView(batch.model)
+    view = PrivilegedView(batch.model)
     snap = batch.snapshot()
     props = []
     for i in range(n):
