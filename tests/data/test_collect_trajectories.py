@@ -33,7 +33,6 @@ from polyact.collect import CollectConfig, _annotated, _replay_in_worker, collec
 from polyact.data import EpisodeDataset
 from polyact.envs.config import EnvConfig
 from polyact.envs.rlbench_like import TASKS
-from polyact.envs.rlbench_like.env import RLBenchLikeEnv
 from polyact.envs.rlbench_like.experts import ScriptedExpert
 from polyact.envs.rlbench_like.mjx import replay
 from polyact.envs.rlbench_like.mjx.trajectory import StateTrajectory
@@ -87,22 +86,9 @@ def test_trajectories_give_the_dataset_a_direct_collection_writes(datasets):
     assert replayed.verify() == []
 
 
-class Recording(RLBenchLikeEnv):
-    """The CPU env, keeping qpos and qvel after its reset and after every step, as the MJX experts do."""
-
-    def _reset_sim(self, seed, options):
-        instruction = super()._reset_sim(seed, options)
-        self.states = [(self.data.qpos.copy(), self.data.qvel.copy())]
-        return instruction
-
-    def _apply_action(self, action):
-        super()._apply_action(action)
-        self.states.append((self.data.qpos.copy(), self.data.qvel.copy()))
-
-
-def test_a_replayed_grasp_has_the_recorded_annotations():
+def test_a_replayed_grasp_has_the_recorded_annotations(state_recording_env):
     cfg = replace(ENV, tasks="pick_and_lift", cameras=["front"], height=16, width=16, max_episode_steps=0)
-    env = Recording(TASKS["pick_and_lift"](), cfg)
+    env = state_recording_env(TASKS["pick_and_lift"](), cfg)
     try:
         want = _annotated(record_episode(env, ScriptedExpert(env), seed=0), env)
         trajectory = StateTrajectory(

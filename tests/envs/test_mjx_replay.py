@@ -34,7 +34,7 @@ from polyact.collect import record_episode
 from polyact.envs.config import EnvConfig
 from polyact.envs.rlbench_like import TASKS
 from polyact.envs.rlbench_like.arm import STATE_NAMES, Arm
-from polyact.envs.rlbench_like.env import SETTLE_STEPS, RLBenchLikeEnv
+from polyact.envs.rlbench_like.env import SETTLE_STEPS
 from polyact.envs.rlbench_like.experts import ScriptedExpert
 from polyact.envs.rlbench_like.mjx.batch import MJXBatch
 from polyact.envs.rlbench_like.mjx.experts import run_experts
@@ -54,19 +54,6 @@ SEEDS = (0, 1)
 CFG = EnvConfig(tasks="RLB-all", cameras=["front", "wrist"], height=32, width=32)
 GOLDEN = Path(__file__).parent / "golden" / "mjx_reach_target.npz"
 MJX_TOLERANCE = 1e-6  # qpos of the MJX expert steps against the CPU's (5e-12 when recorded; test_mjx.py: 1e-3)
-
-
-class Recording(RLBenchLikeEnv):
-    """The CPU env, keeping qpos and qvel after its reset and after every step."""
-
-    def _reset_sim(self, seed, options):
-        instruction = super()._reset_sim(seed, options)
-        self.states = [(self.data.qpos.copy(), self.data.qvel.copy())]
-        return instruction
-
-    def _apply_action(self, action):
-        super()._apply_action(action)
-        self.states.append((self.data.qpos.copy(), self.data.qvel.copy()))
 
 
 class CPUBatch:
@@ -105,9 +92,9 @@ class CPUBatch:
 
 
 @pytest.fixture(scope="module")
-def direct():
+def direct(state_recording_env):
     """The CPU expert's reach_target episode of seed 0, collected directly, and its recorded states."""
-    env = Recording(TASKS[TASK](), CFG)
+    env = state_recording_env(TASKS[TASK](), CFG)
     try:
         episode = record_episode(env, ScriptedExpert(env), seed=SEEDS[0])
         props, poses = prop_poses(env.model, env.data)
