@@ -1,12 +1,13 @@
 """LeRobot's own training-window throughput on a LeRobot v3 dataset, for bench/storage.py's LeRobot row.
 
 Run by a separate interpreter that has LeRobot: `lerobot` pins torch < 2.11 and cannot share polyact's
-environment, so this file imports only lerobot, torch and the standard library (never polyact). It opens
-the dataset from its local root with LeRobot's `LeRobotDataset` (offline: no hub access), asks for the
-windows polyact's bench reads (history 2 of the first camera and the state, a chunk of 16 actions) by
-`delta_timestamps`, and iterates a DataLoader as bench/windows.py's `throughput` does (batch 64, 2
-workers, random order, 5 warm-up batches, then `--seconds`). It prints one JSON line: windows/s, CPU
-microseconds per window (main process and workers, from getrusage), versions and video backend.
+environment, so this file imports only lerobot, torch, the standard library and its neighbour
+loader_throughput.py (torch only), never polyact. It opens the dataset from its local root with
+LeRobot's `LeRobotDataset` (offline: no hub access), asks for the windows polyact's bench reads (history
+2 of the first camera and the state, a chunk of 16 actions) by `delta_timestamps`, and measures them with
+loader_throughput.py, the code of polyact's rows (batch 64, 2 workers, random order, 5 warm-up batches,
+then `--seconds`). It prints one JSON line: windows/s, CPU microseconds per window (main process and
+workers, from getrusage), versions and video backend.
 LeRobot decodes every camera of the dataset for each item, not only the first.
 
 The environment, outside the repository (the CUDA torch it pulls takes ~8 GB):
@@ -20,14 +21,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import tempfile
-import time
 from importlib.metadata import version
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, RandomSampler
+
+# run as a script, this file's folder is on sys.path: the measurement of every other loader row
+from loader_throughput import loader_throughput
 
 
 def open_windows(root: Path, history: int, chunk: int):
@@ -46,40 +47,6 @@ def open_windows(root: Path, history: int, chunk: int):
     return LeRobotDataset("local/bench", root=root, delta_timestamps=deltas, video_backend="pyav")
 
 
-def throughput(dataset, workers: int, batch_size: int, seconds: float, warmup: int = 5) -> tuple[float, float]:
-    """Windows/s over random-order batches after `warmup` batches, and CPU microseconds per window over the
-    whole run, main process and workers: the measurement of polyact's bench/windows.py `throughput`."""
-    before = _cpu_seconds()
-    loader = DataLoader(
-        dataset,
-        batch_size=batch_size,
-        sampler=RandomSampler(dataset, generator=torch.Generator().manual_seed(0)),
-        num_workers=workers,
-        prefetch_factor=4 if workers else None,
-        persistent_workers=workers > 0,
-    )
-    seen, timed, total, start = 0, 0, 0, 0.0
-    while not timed or time.perf_counter() - start < seconds:  # as many epochs as it takes
-        for batch in loader:
-            seen += 1
-            total += len(batch["index"])
-            if seen == warmup:
-                start = time.perf_counter()
-            elif seen > warmup:
-                timed += len(batch["index"])
-                if time.perf_counter() - start > seconds:
-                    break
-    rate = timed / (time.perf_counter() - start)
-    del loader, batch  # joins the workers, so their CPU time is counted
-    return rate, (_cpu_seconds() - before) / total * 1e6
-
-
-def _cpu_seconds() -> float:
-    """User + system time of this process and of its finished children (the DataLoader workers)."""
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("root", type=Path, help="a LeRobot v3 dataset (e.g. from `polyact data export-lerobot`)")
@@ -96,7 +63,7 @@ def main() -> None:
         os.environ.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")  # a local root, never the hub
         os.environ["HF_DATASETS_CACHE"] = cache  # LeRobot's parquet-to-arrow copies, gone after the run
         dataset = open_windows(args.root, args.history, args.chunk)
-        rate, cpu_us = throughput(dataset, args.workers, args.batch_size, args.seconds)
+        rate, cpu_us = loader_throughput(dataset, args.workers, args.batch_size, args.seconds, count_key="index")
     result = {
         "windows_per_s": rate,
         "cpu_us_per_window": cpu_us,

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import tempfile
 import time
 from pathlib import Path
@@ -28,9 +27,10 @@ from typing import Any
 import h5py
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, RandomSampler, default_collate
+from torch.utils.data import Dataset, default_collate
 
 from polyact.bench.common import header
+from polyact.bench.loader_throughput import loader_throughput
 from polyact.data import DatasetWriter, EpisodeDataset, WindowDataset, collate_windows, export_npz
 from polyact.data.synthetic import synthetic_env_spec, synthetic_episode
 
@@ -94,42 +94,10 @@ class NpzWindows(Dataset):
         return out
 
 
-def throughput(dataset: Dataset, workers: int, batch_size: int, seconds: float, warmup: int = 5) -> tuple[float, float]:
-    """Windows per second over random-order batches after `warmup` batches (worker start-up excluded), and
-    CPU microseconds per window over the whole run, main process and workers: other jobs on the machine
-    cut the first in proportion to the cores they take, and inflate the second much less."""
-    before = _cpu_seconds()
-    sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(0))
+def throughput(dataset: Dataset, workers: int, batch_size: int, seconds: float) -> tuple[float, float]:
+    """Windows/s and CPU microseconds per window of `dataset` (bench/loader_throughput.py)."""
     collate = collate_windows if isinstance(dataset, WindowDataset) else default_collate
-    loader = DataLoader(
-        dataset,
-        batch_size=batch_size,
-        sampler=sampler,
-        num_workers=workers,
-        collate_fn=collate,
-        prefetch_factor=4 if workers else None,
-        persistent_workers=workers > 0,
-    )
-    seen, timed, total, start = 0, 0, 0, 0.0
-    while not timed or time.perf_counter() - start < seconds:  # as many epochs as it takes
-        for batch in loader:
-            seen += 1
-            total += len(batch["timestep"])
-            if seen == warmup:
-                start = time.perf_counter()
-            elif seen > warmup:
-                timed += len(batch["timestep"])
-                if time.perf_counter() - start > seconds:
-                    break
-    rate = timed / (time.perf_counter() - start)
-    del loader, batch  # joins the workers, so their CPU time is counted
-    return rate, (_cpu_seconds() - before) / total * 1e6
-
-
-def _cpu_seconds() -> float:
-    """User + system time of this process and of its finished children (the DataLoader workers)."""
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    return loader_throughput(dataset, workers, batch_size, seconds, count_key="timestep", collate=collate)
 
 
 def check_same_windows(a: Dataset, b: Dataset, n: int = 20) -> None:
