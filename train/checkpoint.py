@@ -93,8 +93,10 @@ def save_checkpoint(
     ema: Any,
     d: Dist,
     keep: int,
+    elapsed_s: float = 0.0,
 ) -> Path:
-    """Write checkpoint `step` (a collective call: every rank takes part, rank 0 writes)."""
+    """Write checkpoint `step` (a collective call: every rank takes part, rank 0 writes); `elapsed_s`,
+    the training time so far, lets a resumed run keep a time-based schedule where it was."""
     name = f"step_{step:08d}"
     final = checkpoint_dir(out) / name
     tmp = checkpoint_dir(out) / f".{name}.tmp"
@@ -115,6 +117,7 @@ def save_checkpoint(
             "optimizer": optim_state,
             "scheduler": scheduler.state_dict(),
             "sampler": sampler_state,
+            "elapsed_s": elapsed_s,
         }
         torch.save(trainer, tmp / "trainer.pt")
         fault_point("train.checkpoint_before_rename")

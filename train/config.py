@@ -11,6 +11,7 @@ PRECISIONS = ("auto", "fp32", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
 SHARDINGS = ("ddp", "fsdp")
 TARGETS = ("action", "subgoal")
+ANNEAL_OVER = ("steps", "minutes")
 MULTITASK_METHODS = ("uniform", "pcgrad", "mgda", "flat_pcgrad", "flat_mgda")
 
 
@@ -24,6 +25,9 @@ class OptimConfig:
     warmup_steps: int = 500
     min_lr_ratio: float = 0.1
     grad_clip: float = 1.0  # max global gradient norm; 0 = no clipping
+    # what the cosine decays over: "steps" (`steps`), or "minutes" (`max_minutes` of training, counted
+    # across resumes): a run on a time budget then ends annealed however fast the machine turned out to be
+    anneal_over: str = "steps"
 
     def __post_init__(self) -> None:
         if self.lr <= 0 or self.weight_decay < 0 or self.grad_clip < 0 or self.warmup_steps < 0:
@@ -32,6 +36,8 @@ class OptimConfig:
             raise ConfigError(f"optim.betas needs two values in [0, 1), got {self.betas}")
         if not 0 <= self.min_lr_ratio <= 1:
             raise ConfigError(f"optim.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+        if self.anneal_over not in ANNEAL_OVER:
+            raise unknown_name("optim.anneal_over", self.anneal_over, ANNEAL_OVER)
 
 
 @dataclass
@@ -108,6 +114,10 @@ class TrainConfig:
             )
         if self.num_workers < 0 or self.max_minutes < 0:
             raise ConfigError("num_workers and max_minutes must be >= 0")
+        if self.optim.anneal_over == "minutes" and self.max_minutes == 0:
+            raise ConfigError(
+                "optim.anneal_over=minutes decays the learning rate over max_minutes: set max_minutes > 0"
+            )
         if self.target == "subgoal" and self.policy.chunk != 1:
             raise ConfigError(
                 f"target=subgoal predicts one sub-goal per observation: set policy.chunk=1, got {self.policy.chunk}"

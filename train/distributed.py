@@ -74,13 +74,13 @@ def wrap(model: nn.Module, d: Dist, sharding: str) -> nn.Module:
     return nn.parallel.DistributedDataParallel(model, device_ids=[d.local_rank] if d.device.type == "cuda" else None)
 
 
-def any_rank(flag: bool, d: Dist) -> bool:
-    """True on every rank if `flag` is true on any (so all ranks stop together)."""
+def max_over_ranks(value: float, d: Dist) -> float:
+    """The largest of every rank's `value`, on every rank (so all ranks decide alike)."""
     if not d.enabled:
-        return flag
-    t = torch.tensor([float(flag)], device=d.device)
+        return value
+    t = torch.tensor([float(value)], device=d.device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item())
+    return t.item()
 
 
 def barrier(d: Dist) -> None:

@@ -34,7 +34,7 @@ from polyact.policies.vla import SUBGOAL_KEY
 from polyact.runs import claim_run_dir
 from polyact.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, write_policy
 from polyact.train.config import TrainConfig
-from polyact.train.distributed import Dist, any_rank, setup, teardown, wrap
+from polyact.train.distributed import Dist, max_over_ranks, setup, teardown, wrap
 from polyact.train.ema import EMA
 from polyact.train.finetune import policy_for_dataset, unknown_words
 from polyact.train.multitask import TaskGradients
@@ -142,11 +142,13 @@ def _param_groups(policy: torch.nn.Module, weight_decay: float) -> list[dict[str
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def warmup_cosine(step: int, warmup: int, total: int, min_ratio: float) -> float:
-    """The learning-rate multiplier: linear warmup from 0, then cosine decay to `min_ratio`."""
+def warmup_cosine(step: int, warmup: int, total: int, min_ratio: float, time_spent: float = 0.0) -> float:
+    """The learning-rate multiplier: linear warmup from 0, then cosine decay to `min_ratio` over the
+    steps after warm-up or, when `time_spent` (the fraction of a time budget used) is further along, over
+    the time budget."""
     if step < warmup:
         return (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    progress = min(1.0, max((step - warmup) / max(1, total - warmup), time_spent))
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
@@ -213,16 +215,32 @@ def _train(cfg: TrainConfig, d: Dist) -> Path:
         betas=tuple(cfg.optim.betas),
         fused=d.device.type == "cuda" or cfg.sharding != "fsdp",
     )
+    budget_s = 60 * cfg.max_minutes
+    # the fraction of the time budget spent, the same on every rank: read at each log step, so the
+    # learning rate follows the clock in steps of log_every
+    time_spent = {"fraction": 0.0}
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: warmup_cosine(s, cfg.optim.warmup_steps, cfg.steps, cfg.optim.min_lr_ratio)
+        optimizer,
+        lambda s: warmup_cosine(
+            s,
+            cfg.optim.warmup_steps,
+            cfg.steps,
+            cfg.optim.min_lr_ratio,
+            time_spent["fraction"] if cfg.optim.anneal_over == "minutes" else 0.0,
+        ),
     )
     ema = EMA(model, cfg.ema_decay) if cfg.ema_decay else None
     per_task = None
     if cfg.multitask != "uniform":
         per_task = TaskGradients(policy, cfg.multitask, d, cfg.multitask_rho, cfg.sharding)
     start = 0
+    carried_s = 0.0  # training time of the runs this one resumes, when the schedule runs on time
     if resume is not None:
-        start = load_checkpoint(resume, model, optimizer, scheduler, ema)["step"]
+        trainer_state = load_checkpoint(resume, model, optimizer, scheduler, ema)
+        start = trainer_state["step"]
+        if cfg.optim.anneal_over == "minutes":
+            carried_s = trainer_state.get("elapsed_s", 0.0)
+            time_spent["fraction"] = carried_s / budget_s
     sampler.load_state_dict(
         sampler.state_dict() | {"epoch": start // batches_per_epoch, "consumed": (start % batches_per_epoch) * per_rank}
     )
@@ -244,7 +262,8 @@ def _train(cfg: TrainConfig, d: Dist) -> Path:
     # No step waits for the device: losses, gradient norms and divergence are kept there (TrainingWindow)
     # and read at each log or checkpoint step, before anything is logged or written.
     generator = torch.Generator(d.device)
-    began = window_start = time.monotonic()
+    window_start = time.monotonic()
+    began = window_start - carried_s
     window = TrainingWindow(d.device)
     iterator = iter(loader)
     step = start
@@ -310,7 +329,9 @@ def _train(cfg: TrainConfig, d: Dist) -> Path:
                 bar.set_postfix(loss=f"{record['loss']:.4f}", samples_s=f"{record['samples_per_s']:.0f}")
                 window_start = time.monotonic()
 
-            out_of_time = any_rank(cfg.max_minutes > 0 and time.monotonic() - began > 60 * cfg.max_minutes, d)
+            elapsed_s = max_over_ranks(time.monotonic() - began, d)
+            out_of_time = budget_s > 0 and elapsed_s > budget_s
+            time_spent["fraction"] = elapsed_s / budget_s if budget_s else 0.0
             if step % cfg.checkpoint_every == 0 or step == cfg.steps or out_of_time:
                 last_checkpoint = save_checkpoint(
                     out,
@@ -323,6 +344,7 @@ def _train(cfg: TrainConfig, d: Dist) -> Path:
                     ema,
                     d,
                     cfg.keep_checkpoints,
+                    elapsed_s,
                 )
             fault_point("train.step_done")
             if out_of_time:

@@ -49,6 +49,38 @@ def test_warmup_then_cosine():
     assert warmup_cosine(3, 4, 100, 0.1) == pytest.approx(1.0)
     assert warmup_cosine(52, 4, 100, 0.1) == pytest.approx(0.55)
     assert warmup_cosine(100, 4, 100, 0.1) == pytest.approx(0.1)
+    # a time budget further spent than the steps sets the pace, and a spent one ends at the floor
+    assert warmup_cosine(10, 4, 100, 0.1, time_spent=0.5) == pytest.approx(0.55)
+    assert warmup_cosine(52, 4, 100, 0.1, time_spent=0.1) == pytest.approx(0.55)
+    assert warmup_cosine(10, 4, 100, 0.1, time_spent=3.0) == pytest.approx(0.1)
+
+
+def test_annealing_over_minutes_needs_a_time_budget(tmp_path):
+    with pytest.raises(ConfigError, match="max_minutes > 0"):
+        load_config(TrainConfig, overrides(tmp_path, tmp_path, "optim.anneal_over=minutes"))
+    with pytest.raises(ConfigError, match="minutes, steps"):
+        load_config(TrainConfig, overrides(tmp_path, tmp_path, "optim.anneal_over=hours", "max_minutes=5"))
+
+
+@pytest.mark.parametrize("anneal_over", ["steps", "minutes"])
+def test_a_resumed_run_keeps_its_time_schedule(metaworld_dataset, tmp_path, anneal_over):
+    """A budget of a microsecond is spent by the first log step: the run stops there, and a run resuming
+    it on the minutes schedule starts at the decayed learning rate, the steps schedule where its step is."""
+    args = ["steps=40", "ema_decay=0", "log_every=2", "optim.warmup_steps=0", "optim.lr=1e-3"]
+    args += ["max_minutes=1e-8", f"optim.anneal_over={anneal_over}"]
+    train(load_config(TrainConfig, overrides(metaworld_dataset, tmp_path, *args)))
+    first = torch.load(latest_checkpoint(tmp_path) / "trainer.pt", weights_only=True)
+    assert first["step"] == 2 and first["elapsed_s"] > 0
+    train(load_config(TrainConfig, overrides(metaworld_dataset, tmp_path, *args)))
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [2, 4]
+    resumed_lr = records[-1]["lr"]
+    if anneal_over == "minutes":
+        assert resumed_lr == pytest.approx(1e-3 * 0.1)  # min_lr_ratio: the carried time spent it all
+        later = torch.load(latest_checkpoint(tmp_path) / "trainer.pt", weights_only=True)
+        assert later["elapsed_s"] > first["elapsed_s"]
+    else:
+        assert resumed_lr == pytest.approx(1e-3 * warmup_cosine(4, 0, 40, 0.1))
 
 
 @pytest.mark.slow
