@@ -123,7 +123,7 @@ def run_experts(
     actions: list[list[np.ndarray]] = [[] for _ in range(n)]
     successes: list[list[bool]] = [[] for _ in range(n)]
     running = np.ones(n, bool)
-    hold = np.zeros((n, 7), np.float32)
+    hold = np.zeros((n, action_spec("default", None).dim), np.float32)
     while running.any():
         step_actions = hold.copy()
         for i in np.flatnonzero(running):
