@@ -110,6 +110,8 @@ PLAIN_COMMANDS = {
     "tasks": "polyact tasks [NAME]        task sets and tasks of every suite (or of one task set)",
     "policy set-spec": "polyact policy set-spec DIR SOURCE   give a policy directory saved before 2026-11-30 its "
     "environment spec (SOURCE: its training dataset, an EnvSpec JSON file or a task name)",
+    "policy attach-subgoal-predictor": "polyact policy attach-subgoal-predictor DIR PREDICTOR   save a sub-goal "
+    "predictor (trained with target=subgoal) inside the sub-goal conditioned policy in DIR",
 }
 
 
@@ -157,6 +159,13 @@ def _run_plain(name: str, args: list[str]) -> None:
         from polyact.deploy.policy import set_policy_spec
 
         print(f"wrote {set_policy_spec(*args)}")
+        return
+    if name == "policy attach-subgoal-predictor":
+        if len(args) != 2:
+            raise PolyactError(f"usage: {PLAIN_COMMANDS[name]}")
+        from polyact.policies.policy_dir import attach_subgoal_predictor
+
+        print(f"{attach_subgoal_predictor(*args)}: its sub-goals now come from {args[1]}")
         return
     if len(args) != 1:
         raise PolyactError(f"usage: {PLAIN_COMMANDS[name]}")

@@ -67,7 +67,7 @@ def save_pretrained(policy, directory: str | Path) -> Path:
 def _save_trunk_policy(policy, tmp: Path, metadata: dict[str, str]) -> dict:
     """The weights and pretrained encoders' files of a VLAPolicy; returns its config as saved."""
     cfg = policy.config.to_dict()
-    if policy.images.pretrained:
+    if policy.images is not None and policy.images.pretrained:
         policy.images.backbone.save_files(tmp / VISION_DIR)
         cfg["vision"]["pretrained_path"] = VISION_DIR
     if policy.text.pretrained:
@@ -107,6 +107,15 @@ def load_pretrained(directory: str | Path, map_location: str | torch.device = "c
     if (directory / SUBGOAL_PREDICTOR_DIR).is_dir():
         policy.attach_subgoal_predictor(load_pretrained(directory / SUBGOAL_PREDICTOR_DIR, map_location))
     return policy
+
+
+def attach_subgoal_predictor(policy_dir: str | Path, predictor_dir: str | Path) -> Path:
+    """Save the sub-goal predictor in `predictor_dir` inside the conditioned policy in `policy_dir`
+    (`polyact policy attach-subgoal-predictor`), for a policy trained beside its predictor rather than
+    after it (`polyact train subgoal_predictor=` needs the predictor first); returns `policy_dir`."""
+    policy = load_pretrained(policy_dir)
+    policy.attach_subgoal_predictor(load_pretrained(predictor_dir))
+    return save_pretrained(policy, policy_dir)
 
 
 def read_env_spec(directory: str | Path) -> EnvSpec | None:
