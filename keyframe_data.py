@@ -53,25 +53,11 @@ class KeyframeDataConfig:
 SUBGOAL_FEATURE = "subgoal"
 
 
-def subgoal_labels(steps: np.ndarray, targets: np.ndarray, actions: np.ndarray, subgoals: list[int]) -> np.ndarray:
-    """Each sample's sub-goal (N, A): the keyframe action of the first sub-goal keyframe after its dense step,
-    or of the last one when none is left, as GravMAD's group assigns them (RoboHiMan d18332b,
-    src/utils/data_engine.py:90-91; docs/gravmad_reference.md). steps, targets (N,) and actions (N, A) are the
-    keyframe transitions; every sub-goal must be one of their targets (sub-goals are keyframes)."""
-    goals = np.array(sorted(subgoals), dtype=np.int64)
-    if goals.size == 0:
-        raise DatasetError("an episode records no sub-goals; GravMAD's rule keeps at least its last keyframe")
-    label_of = {int(t): actions[i] for i, t in enumerate(targets)}
-    missing = sorted(set(goals.tolist()) - set(label_of))
-    if missing:
-        raise DatasetError(f"sub-goals {missing} are not keyframes of the episode (keyframes: {sorted(label_of)})")
-    after = np.minimum(np.searchsorted(goals, steps, side="right"), len(goals) - 1)
-    return np.stack([label_of[int(g)] for g in goals[after]]).astype(np.float32)
-
-
 def keyframe_episode(episode: Episode, transitions_fn: Callable[..., Any], every_n: int = 0) -> Episode:
     """The keyframe episode of one dense episode (see the module doc); `transitions_fn` is the suite's
     `keyframe_transitions` (its contract: envs/rlbench_like/keyframe_actions.py)."""
+    from polyact.envs.rlbench_like.subgoals import subgoal_labels  # the suite is loaded by now (transitions_fn)
+
     kf = transitions_fn(episode.observations["state"], episode.actions, episode.extra.get("keyframes"), every_n)
     steps, targets = kf.steps, kf.targets
     observations = {key: value[steps] for key, value in episode.observations.items()}

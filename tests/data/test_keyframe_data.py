@@ -16,7 +16,7 @@ from polyact.data import EpisodeDataset
 from polyact.envs.config import EnvConfig
 from polyact.envs.rlbench_like.keyframe_actions import keyframe_transitions
 from polyact.errors import ConfigError, DatasetError
-from polyact.keyframe_data import KeyframeDataConfig, convert, keyframe_episode, keyframe_writer, subgoal_labels
+from polyact.keyframe_data import KeyframeDataConfig, convert, keyframe_episode, keyframe_writer
 
 TASKS = "RLB12"
 
@@ -58,18 +58,6 @@ def test_the_keyframe_dataset_has_the_keyframe_contract_and_labels(dense: Path, 
             goal = next((g for g in goals if g > step), goals[-1])
             assert np.array_equal(subgoal, kf.actions[kf.targets.tolist().index(goal)])
     assert out.features["subgoal"].shape == (7,)
-
-
-def test_subgoal_labels_follow_gravmads_rule():
-    steps, targets = np.array([0, 10, 20, 30]), np.array([10, 20, 30, 40])
-    actions = np.arange(4, dtype=np.float32)[:, None] * np.ones((1, 7), np.float32)  # label i = i
-    labels = subgoal_labels(steps, targets, actions, [20, 40])
-    # steps 0 and 10 head for sub-goal 20 (label 1), 20 and 30 for 40 (label 3); 40 is also the last
-    assert labels[:, 0].tolist() == [1, 1, 3, 3]
-    with pytest.raises(DatasetError, match=r"sub-goals \[25\] are not keyframes"):
-        subgoal_labels(steps, targets, actions, [25, 40])
-    with pytest.raises(DatasetError, match="records no sub-goals"):
-        subgoal_labels(steps, targets, actions, [])
 
 
 def test_a_stopped_conversion_resumes_and_a_foreign_out_is_refused(dense: Path, keyed: Path, tmp_path: Path):

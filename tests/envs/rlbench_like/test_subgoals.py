@@ -8,7 +8,8 @@ import pytest
 from polyact.collect import record_episode
 from polyact.envs.rlbench_like import SUITE
 from polyact.envs.rlbench_like.keyframes import annotate
-from polyact.envs.rlbench_like.subgoals import subgoal_keyframes
+from polyact.envs.rlbench_like.subgoals import subgoal_actions, subgoal_keyframes, subgoal_labels
+from polyact.errors import DatasetError
 
 
 def test_the_rule_on_hand_made_flags():
@@ -25,6 +26,19 @@ def test_the_rule_on_hand_made_flags():
     assert subgoal_keyframes([], gripper_open, contact) == []
     with pytest.raises(ValueError, match="every keyframe"):
         subgoal_keyframes([25], gripper_open, contact)
+
+
+def test_subgoal_labels_follow_gravmads_rule():
+    steps, targets = np.array([0, 10, 20, 30]), np.array([10, 20, 30, 40])
+    actions = np.arange(4, dtype=np.float32)[:, None] * np.ones((1, 7), np.float32)  # label i = i
+    labels = subgoal_labels(steps, targets, actions, [20, 40])
+    # steps 0 and 10 head for sub-goal 20 (label 1), 20 and 30 for 40 (label 3); 40 is also the last
+    assert labels[:, 0].tolist() == [1, 1, 3, 3]
+    assert subgoal_actions(targets, actions, [40, 20])[:, 0].tolist() == [1, 3]  # the sub-goals in order
+    with pytest.raises(DatasetError, match=r"sub-goals \[25\] are not keyframes"):
+        subgoal_labels(steps, targets, actions, [25, 40])
+    with pytest.raises(DatasetError, match="records no sub-goals"):
+        subgoal_labels(steps, targets, actions, [])
 
 
 def test_contacts_and_subgoals_of_a_real_pick(env_factory):
