@@ -190,7 +190,8 @@ class PolicyRequirements:
     """What a trained policy reads and writes; evaluation, serving and the bridge refuse an environment
     or a robot that does not provide it.
 
-    `image_size` is (height, width), or None for a policy that resizes whatever it gets; `depth` says
+    `image_size` is (height, width), or None for a policy that resizes whatever it gets or reads no
+    camera (`cameras` empty: a state-only policy reads the state, the goal and the instruction); `depth` says
     whether it reads depth and intrinsics (SpatialVLA's Ego3D encoding); `camera_poses` whether it reads
     intrinsics and extrinsics (heatmap translation projects world points into the cameras; sub-goal maps
     are evaluated at the pixels' world points).
@@ -225,7 +226,7 @@ class PolicyRequirements:
     def inputs(self) -> dict[str, FeatureSpec]:
         """The observation keys the policy reads, with dtype and per-step shape: the one answer to
         "which keys does this policy need" for training windows, serving and the bridge."""
-        if self.image_size is None:
+        if self.image_size is None and self.cameras:
             raise ContractError("a policy that resizes its images has no fixed input shapes")
         inputs = {f"rgb/{cam}": FeatureSpec("uint8", (*self.image_size, 3)) for cam in self.cameras}
         if self.depth:

@@ -217,6 +217,13 @@ class PolicyConfig:
     `cameras`, `image_height/width`, `action_dim`, `state_dim`, `goal_dim` and `text.vocab` come from the
     environment and the dataset: `polyact.policies.build_policy` fills them from an EnvSpec and the
     training instructions.
+
+    `state_only` builds a policy with no camera: its trunk reads the instruction, the state and the goal
+    (if any). Empty `cameras` cannot say so: it means all the environment's cameras. Such a policy trains
+    on any dataset of its environment and the loader never reads the images (the environments always
+    render, so a state-only dataset would need a camera-free mode in every suite and the dataset format;
+    skipping the images in training needs neither). It is evaluated on states alone, so also in batch on
+    MJX (eval/mjx_states.py).
     """
 
     size: str = "small"
@@ -254,6 +261,7 @@ class PolicyConfig:
     # tokens, an auxiliary loss of weight future_weight; 0 = off
     future_frames: int = 0
     future_weight: float = 0.1
+    state_only: bool = False  # no camera: the trunk reads the instruction, state and goal tokens only
 
     def __post_init__(self) -> None:
         # nested configs arrive as dicts from config.json or plain dict overrides
@@ -269,6 +277,8 @@ class PolicyConfig:
         _check_choice("backbone", self.backbone, BACKBONES)
         if self.backbone == "vlm":
             self._check_vlm()
+        if self.state_only:
+            self._check_state_only()
         if self.subgoal_conditioning == "gravmap" and (self.vision.encoder != "conv" or not self.vision.depth):
             raise ConfigError(
                 "subgoal_conditioning='gravmap' needs vision.encoder='conv' (the maps are extra image channels) and "
@@ -323,6 +333,29 @@ class PolicyConfig:
                 f"no sub-goals and no future frames; got {wrong}"
             )
 
+    def _check_state_only(self) -> None:
+        """A state-only policy reads no image: refuse the settings that only mean something with images."""
+        encoder = self.vision.encoder
+        image_settings = {
+            "cameras": (self.cameras, []),
+            "image_height": (self.image_height, 0),
+            "image_width": (self.image_width, 0),
+            "backbone": (self.backbone, "trunk"),
+            "vision.encoder": (encoder, "conv" if encoder == "pretrained" else encoder),
+            "vision.depth": (self.vision.depth, False),
+            "vision.crop": (self.vision.crop, []),
+            "translation": (self.translation, "head"),
+            "subgoal_conditioning": (self.subgoal_conditioning, "none"),
+            "future_frames": (self.future_frames, 0),
+        }
+        wrong = {k: v for k, (v, ok) in image_settings.items() if v != ok}
+        if wrong:
+            raise ConfigError(
+                f"policy.state_only=true reads no camera, but these settings need images: {wrong}; leave them at "
+                "their defaults (cameras=[], backbone=trunk, no depth, crop, heatmap, sub-goal maps or future "
+                "frames) or set policy.state_only=false"
+            )
+
     def resolved(self) -> PolicyConfig:
         """A copy whose fields left at 0 / empty hold the named size's values.
 
@@ -349,7 +382,8 @@ class PolicyConfig:
 
     def check_complete(self) -> None:
         """Raise unless the environment-given fields are set (build_policy sets them)."""
-        if not self.cameras or min(self.action_dim, self.state_dim, self.image_height, self.image_width) < 1:
+        images = () if self.state_only else (len(self.cameras), self.image_height, self.image_width)
+        if min(self.action_dim, self.state_dim, *images) < 1:
             raise ConfigError(
                 f"policy config lacks environment fields (cameras={self.cameras}, action_dim={self.action_dim}, "
                 f"state_dim={self.state_dim}, image={self.image_height}x{self.image_width}); build the policy "

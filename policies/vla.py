@@ -9,6 +9,9 @@
                                                                                                      ▼
                                     ActionHead: loss(readout, normalised chunk, pad) / sample -> (B, H, A)
 
+A state-only policy (PolicyConfig.state_only) has no CameraTokens: its context is the instruction,
+state and goal tokens.
+
 The contract is two calls, as in diffusion_policy's BaseImagePolicy and openpi's model:
 
     compute_loss(batch) -> (loss, metrics)       a training batch of the window loader (docs/policies.md)
@@ -87,7 +90,8 @@ class VLAPolicy(nn.Module):
             for cam in cfg.cameras:
                 modes[f"rgb/{cam}"], shapes[f"rgb/{cam}"] = "mean_std", (3,)
         self.normalizer = Normalizer(modes, shapes)
-        self.images = CameraTokens(cfg, load_pretrained_weights)
+        # a state-only policy (config.state_only) has no camera and no image encoder
+        self.images = CameraTokens(cfg, load_pretrained_weights) if cfg.cameras else None
         self.text = InstructionEncoder(cfg, load_pretrained_weights)
         self.state_proj = nn.Linear(cfg.state_dim, cfg.width)
         self.goal_proj = nn.Linear(cfg.goal_dim, cfg.width) if cfg.goal_dim else None
@@ -95,7 +99,7 @@ class VLAPolicy(nn.Module):
         self.type_embed = nn.Parameter(torch.randn(4, cfg.width) * 0.02)  # text, image, state, goal
         self.head = make_head(cfg.head, cfg.width, cfg.chunk, cfg.action_dim, cfg.attention_heads)
         self.trunk = Trunk(cfg.width, cfg.depth, cfg.attention_heads, self.head.num_readouts, cfg.dropout)
-        self.shift = RandomShift(cfg.vision.random_shift) if cfg.vision.random_shift else None
+        self.shift = RandomShift(cfg.vision.random_shift) if cfg.vision.random_shift and cfg.cameras else None
         # GR-1's future-frame prediction, an auxiliary loss (config.future_frames steps ahead)
         self.future_head = nn.Linear(cfg.width, 3 * FUTURE_PIXELS**2) if cfg.future_frames else None
         self.heatmap = None
@@ -109,7 +113,7 @@ class VLAPolicy(nn.Module):
         object.__setattr__(self, "subgoal_predictor", None)
         # convs run channels-last on the CPU (oneDNN's fast layout): the uint8 input already is, as a view
         self.channels_last = True
-        if cfg.vision.encoder == "conv":
+        if cfg.vision.encoder == "conv" and self.images is not None:
             self.images.encoders.to(memory_format=torch.channels_last)
             if self.heatmap is not None:
                 self.heatmap.to(memory_format=torch.channels_last)
@@ -447,31 +451,20 @@ def build_policy(
     """A new policy for an environment and a dataset.
 
     Fills the environment fields of (a copy of) `config` from `spec` (cameras default to all of the
-    spec's; resolution, action/state/goal sizes), the word vocabulary from the training `instructions`,
-    loads the statistics (a missing one raises) and, for a head that fits to data (the adaptive grid), fits
-    it on `action_samples`, raw actions (N, A). The policy keeps `spec`, so its checkpoint describes the
-    environment it acts in. With `config.goal` false the policy ignores the spec's goal vector, and the
-    spec it keeps has none, so it is evaluated and served only where the goal is withheld.
+    spec's, none with `state_only`; resolution, action/state/goal sizes), the word vocabulary from the
+    training `instructions`, loads the statistics (a missing one raises) and, for a head that fits to
+    data (the adaptive grid), fits it on `action_samples`, raw actions (N, A). The policy keeps `spec`,
+    so its checkpoint describes the environment it acts in. With `config.goal` false the policy ignores
+    the spec's goal vector, and the spec it keeps has none, so it is evaluated and served only where the
+    goal is withheld.
     """
     cfg = copy.deepcopy(config)
     if not cfg.goal and spec.goal_names:  # a goal-free policy acts in the spec without the goal
         notes = {k: v for k, v in spec.notes.items() if k != "goal"}
         spec = dataclasses.replace(spec, goal_names=(), notes=notes)
-    for cam in cfg.cameras:
-        if cam not in spec.camera_names:
-            raise unknown_name("camera", cam, spec.camera_names)
-    cfg.cameras = list(cfg.cameras or spec.camera_names)
-    sizes = {(c.height, c.width) for c in spec.cameras if c.name in cfg.cameras}
-    if len(sizes) != 1:
-        raise ConfigError(f"the policy's cameras {cfg.cameras} must share one resolution, got {sorted(sizes)}")
-    first = next(c for c in spec.cameras if c.name == cfg.cameras[0])
-    env_fields = {
-        "image_height": first.height,
-        "image_width": first.width,
-        "action_dim": spec.action.dim,
-        "state_dim": len(spec.state_names),
-        "goal_dim": len(spec.goal_names),
-    }
+    env_fields = {"action_dim": spec.action.dim, "state_dim": len(spec.state_names), "goal_dim": len(spec.goal_names)}
+    if not cfg.state_only:
+        env_fields |= _camera_fields(cfg, spec)
     for name, value in env_fields.items():
         if getattr(cfg, name) not in (0, value):
             raise ConfigError(f"config {name}={getattr(cfg, name)} disagrees with the environment's {value}")
@@ -488,3 +481,16 @@ def build_policy(
     if policy.head.fits_to_data:
         policy.fit_head(action_samples)
     return policy
+
+
+def _camera_fields(cfg: PolicyConfig, spec: EnvSpec) -> dict[str, int]:
+    """Set `cfg.cameras` (default: all the spec's) and return their shared resolution."""
+    for cam in cfg.cameras:
+        if cam not in spec.camera_names:
+            raise unknown_name("camera", cam, spec.camera_names)
+    cfg.cameras = list(cfg.cameras or spec.camera_names)
+    sizes = {(c.height, c.width) for c in spec.cameras if c.name in cfg.cameras}
+    if len(sizes) != 1:
+        raise ConfigError(f"the policy's cameras {cfg.cameras} must share one resolution, got {sorted(sizes)}")
+    first = next(c for c in spec.cameras if c.name == cfg.cameras[0])
+    return {"image_height": first.height, "image_width": first.width}
