@@ -21,7 +21,7 @@ import os
 import warnings
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -133,9 +133,8 @@ class CollectConfig:
 
     def identity(self) -> dict[str, Any]:
         """The settings a dataset must have been collected with to be extended by this config."""
-        env = asdict(self.env)
         return {
-            "env": env,
+            "env": self.env.identity(),
             "seed": self.seed,
             "successes_only": self.successes_only,
             "stop_on_success": self.stop_on_success,

@@ -21,6 +21,10 @@ Observation: a dict for one step (no batch axis)
     goal                   float32  (G,)        what success depends on that no camera shows, named by
                                                 EnvSpec.goal_names (Meta-World: the goal position, which is
                                                 an invisible or pixel-sized site); absent when G == 0
+    subgoal                float32  (A,)        the next sub-goal, as an action of this space: only from an
+                                                environment with a sub-goal oracle (EnvSpec.subgoal;
+                                                rlbench_like's env.subgoal_oracle), for sub-goal
+                                                conditioned policies
     instruction            str                  the episode's natural-language instruction
 
 Action: float32 (A,), one control step. EnvSpec.action gives each dimension's name, bounds and the
@@ -45,6 +49,7 @@ import numpy as np
 from polyact.errors import ContractError
 
 INSTRUCTION_MAX_CHARS = 256
+SUBGOAL_KEY = "subgoal"  # the next sub-goal as an action: a keyframe dataset feature, a sub-goal oracle observation
 
 
 @dataclass(frozen=True)
@@ -103,6 +108,7 @@ class EnvSpec:
     control_hz: float
     max_episode_steps: int
     notes: dict[str, str] = field(default_factory=dict)
+    subgoal: bool = False  # observations carry `subgoal` (a sub-goal oracle's)
 
     @property
     def camera_names(self) -> tuple[str, ...]:
@@ -119,6 +125,8 @@ class EnvSpec:
         out["state"] = FeatureSpec("float32", (len(self.state_names),))
         if self.goal_names:
             out["goal"] = FeatureSpec("float32", (len(self.goal_names),))
+        if self.subgoal:
+            out[SUBGOAL_KEY] = FeatureSpec("float32", (self.action.dim,))
         return out
 
     def action_feature(self) -> FeatureSpec:
@@ -174,6 +182,7 @@ class EnvSpec:
             control_hz=float(d["control_hz"]),
             max_episode_steps=int(d["max_episode_steps"]),
             notes=dict(d.get("notes", {})),
+            subgoal=bool(d.get("subgoal", False)),
         )
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from polyact.contract import FeatureSpec
+from polyact.contract import SUBGOAL_KEY, FeatureSpec
 from polyact.data import DatasetWriter, Episode, EpisodeDataset
 from polyact.data.recode import rewrite_episodes
 from polyact.envs.registry import suite
@@ -50,9 +50,6 @@ class KeyframeDataConfig:
             raise ConfigError(f"every_n must be >= 0 (0 = keyframes only), got {self.every_n}")
 
 
-SUBGOAL_FEATURE = "subgoal"
-
-
 def keyframe_episode(episode: Episode, transitions_fn: Callable[..., Any], every_n: int = 0) -> Episode:
     """The keyframe episode of one dense episode (see the module doc); `transitions_fn` is the suite's
     `keyframe_transitions` (its contract: envs/rlbench_like/keyframe_actions.py)."""
@@ -63,7 +60,7 @@ def keyframe_episode(episode: Episode, transitions_fn: Callable[..., Any], every
     observations = {key: value[steps] for key, value in episode.observations.items()}
     observations["state"] = kf.states.astype(np.float32)
     if "subgoals" in episode.extra:
-        observations[SUBGOAL_FEATURE] = subgoal_labels(steps, targets, kf.actions, episode.extra["subgoals"])
+        observations[SUBGOAL_KEY] = subgoal_labels(steps, targets, kf.actions, episode.extra["subgoals"])
     return Episode(
         task=episode.task,
         instruction=episode.instruction,
@@ -110,7 +107,7 @@ def keyframe_writer(source: EpisodeDataset, out: Path, every_n: int) -> DatasetW
             "the keyframe dataset's `subgoal` feature needs them in every episode or in none"
         )
     if any(with_subgoals):
-        features[SUBGOAL_FEATURE] = FeatureSpec("float32", spec.action_feature().shape)
+        features[SUBGOAL_KEY] = FeatureSpec("float32", spec.action_feature().shape)
     metadata = {**source.metadata, "keyframes_from": _provenance(source, every_n)}
     return DatasetWriter.for_spec(out, spec, source.tasks, features, metadata=metadata, **source.storage)
 

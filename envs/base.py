@@ -1,7 +1,7 @@
 """What every polyact environment shares: camera observations, the contract, closing the renderer.
 
 A suite subclasses `PolyactEnv`, builds its MuJoCo model, and implements `_reset_sim`, `_apply_action`,
-`_proprio`, `_goal`, `_success` and `_privileged`; this class turns those into contract observations.
+`_proprio`, `_goal`, `_subgoal`, `_success` and `_privileged`; this class turns those into contract observations.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
-from polyact.contract import EnvSpec, intrinsics_from_fovy
+from polyact.contract import SUBGOAL_KEY, EnvSpec, intrinsics_from_fovy
 from polyact.envs.catalog import Quality
 from polyact.envs.rendering import Renderer
 from polyact.envs.spaces import action_space, observation_space
@@ -90,6 +90,10 @@ class PolyactEnv(gym.Env):
         """The `goal` vector (contract.goal_names); only called when the contract has goal names."""
         raise NotImplementedError
 
+    def _subgoal(self) -> np.ndarray:
+        """The `subgoal` (an action, A,); only called when the contract says observations carry it."""
+        raise NotImplementedError
+
     @abstractmethod
     def _success(self) -> bool:
         """The task's success test on simulator state."""
@@ -140,6 +144,8 @@ class PolyactEnv(gym.Env):
         obs["state"] = np.asarray(self._proprio(), np.float32)
         if self.contract.goal_names:
             obs["goal"] = np.asarray(self._goal(), np.float32)
+        if self.contract.subgoal:
+            obs[SUBGOAL_KEY] = np.asarray(self._subgoal(), np.float32)
         obs["instruction"] = self.instruction
         return obs
 

@@ -19,13 +19,16 @@ QUALITIES: tuple[str, ...] = get_args(Quality)
 
 @dataclass(frozen=True)
 class SuiteInfo:
-    """A suite by name: `module` defines its `SUITE` (polyact.envs.registry.Suite) with the factories."""
+    """A suite by name: `module` defines its `SUITE` (polyact.envs.registry.Suite) with the factories.
+    `subgoal_oracle`: its keyframe mode can give every observation the expert's next sub-goal
+    (env.subgoal_oracle)."""
 
     name: str
     module: str
     task_sets: dict[str, tuple[str, ...]]
     tasks: tuple[str, ...]
     cameras: tuple[str, ...]
+    subgoal_oracle: bool = False
 
 
 # metaworld.env_dict.ALL_V3_ENVIRONMENTS, MT10_V3, ML10_V3 and ML45_V3, in their order.
@@ -98,6 +101,7 @@ RLBENCH_LIKE = SuiteInfo(
     task_sets={**_RLB_SETS, **{f"{name}-novel": tasks for name, tasks in _RLB_SETS.items()}},
     tasks=_RLB_ALL,
     cameras=("front", "left_shoulder", "right_shoulder", "wrist", "overhead"),
+    subgoal_oracle=True,
 )
 
 SUITES: dict[str, SuiteInfo] = {s.name: s for s in (METAWORLD, RLBENCH_LIKE)}

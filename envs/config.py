@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
-from polyact.envs.catalog import QUALITIES, resolve_tasks
+from polyact.envs.catalog import QUALITIES, SUITES, resolve_tasks
 from polyact.errors import ConfigError, unknown_name
 
 EVAL_SEED_BASE = 1_000_000
@@ -24,6 +25,10 @@ class EnvConfig:
     privileged: for drawers, doors and windows it is a fixed offset from the object, so it gives the
     object's position away. `goal=false` withholds it (cameras + proprioception only), as the published
     image-based Meta-World results do (docs/eval.md); a dataset, and a policy trained on it, record which.
+
+    `subgoal_oracle` (rlbench_like, keyframe mode) adds `subgoal` to every observation: the next sub-goal
+    of the scripted expert's demonstration of the same seed, for sub-goal conditioned policies
+    (envs/rlbench_like/subgoal_oracle.py).
     """
 
     tasks: str = "MT10"
@@ -34,6 +39,7 @@ class EnvConfig:
     max_episode_steps: int = 0
     action_mode: str = "default"
     goal: bool = True  # observe the privileged goal vector; false: cameras + proprioception only
+    subgoal_oracle: bool = False  # observe the expert's next sub-goal (rlbench_like keyframe mode)
 
     def __post_init__(self) -> None:
         suite, _ = resolve_tasks(self.tasks)
@@ -48,3 +54,21 @@ class EnvConfig:
             raise ConfigError(
                 f"env.max_episode_steps must be >= 0 (0 = the suite's default), got {self.max_episode_steps}"
             )
+        if self.subgoal_oracle and not suite.subgoal_oracle:
+            having = [s.name for s in SUITES.values() if s.subgoal_oracle]
+            raise ConfigError(
+                f"env.subgoal_oracle: suite {suite.name} has no sub-goal oracle (suites with one: {having})"
+            )
+        if self.subgoal_oracle and self.action_mode != "keyframe":
+            raise ConfigError(
+                "env.subgoal_oracle gives keyframe policies their next sub-goal: set env.action_mode=keyframe "
+                f"(got {self.action_mode!r})"
+            )
+
+    def identity(self) -> dict[str, Any]:
+        """The settings as run directories and datasets record them; `subgoal_oracle` only when on, so that
+        those recorded before it existed still resume."""
+        settings = asdict(self)
+        if not self.subgoal_oracle:
+            del settings["subgoal_oracle"]
+        return settings

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -168,7 +168,12 @@ class EvalConfig:
         """
         local = self.policy == "expert" or self.served
         policy = self.policy if local else str(Path(self.policy).resolve())
-        identity = {"policy": policy, "env": asdict(self.env), "protocol": self.protocol, "execution": self.execution}
+        identity = {
+            "policy": policy,
+            "env": self.env.identity(),
+            "protocol": self.protocol,
+            "execution": self.execution,
+        }
         if self.protocol == "metaworld_goals":
             identity["goal_seed"] = self.goal_seed
         if not local:  # another device may round differently

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mujoco
 import numpy as np
@@ -18,6 +18,9 @@ from polyact.envs.rlbench_like.tasks.base import Task
 from polyact.envs.rlbench_like.variations import SPLITS, Variation, select
 from polyact.errors import ConfigError, unknown_name
 
+if TYPE_CHECKING:
+    from polyact.envs.rlbench_like.subgoal_oracle import SubgoalOracle
+
 SUITE_NAME = "rlbench_like"
 DEFAULT_MAX_STEPS = 500  # 25 s at 20 Hz, as Meta-World; stacking four blocks takes the expert about 400
 SETTLE_STEPS = 50  # physics steps after placing props, so every episode starts at rest
@@ -25,7 +28,8 @@ SETTLE_STEPS = 50  # physics steps after placing props, so every episode starts 
 
 class RLBenchLikeEnv(PolyactEnv):
     """A gymnasium env for one task. `reset(options=...)` accepts `variation` (an index into the task's
-    variations) or `variation_split` ("train", "test" or "all"; default: the env's `default_split`)."""
+    variations) or `variation_split` ("train", "test" or "all"; default: the env's `default_split`).
+    With `cfg.subgoal_oracle` (keyframe mode) every observation carries `subgoal` (subgoal_oracle.py)."""
 
     def __init__(self, task: Task, cfg: EnvConfig, default_split: str = "train"):
         if default_split not in SPLITS:
@@ -47,6 +51,7 @@ class RLBenchLikeEnv(PolyactEnv):
             action=action_spec(cfg.action_mode, model),
             control_hz=CONTROL_HZ,
             max_episode_steps=cfg.max_episode_steps or default_steps,
+            subgoal=cfg.subgoal_oracle,
             notes={
                 "action_mode": cfg.action_mode,
                 "state": (
@@ -57,6 +62,11 @@ class RLBenchLikeEnv(PolyactEnv):
                 ),
                 "variation_split": default_split,
                 "goal": "empty: every target (colour, drawer, count, order) is visible or named in the instruction",
+                **(
+                    {"subgoal": "the scripted expert's next sub-goal not yet reached (subgoal_oracle.py)"}
+                    if cfg.subgoal_oracle
+                    else {}
+                ),
             },
         )
         super().__init__(contract, task.name, model, data, cfg.render_quality)
@@ -71,6 +81,11 @@ class RLBenchLikeEnv(PolyactEnv):
         self._finger_bodies = np.array(fingers)
         self._robot_geoms = model.body_rootid[model.geom_bodyid] == model.body_rootid[fingers[0]]
         self.contact_history: list[bool] = []  # finger_contact() at every observation of the episode
+        self.subgoal_oracle: SubgoalOracle | None = None
+        if cfg.subgoal_oracle:
+            from polyact.envs.rlbench_like.subgoal_oracle import SubgoalOracle  # it builds an env of this class
+
+            self.subgoal_oracle = SubgoalOracle(task, cfg, default_split)
 
     def _choose_variation(self, rng: np.random.Generator, options: dict[str, Any]) -> Variation:
         if "variation" in options:
@@ -99,7 +114,10 @@ class RLBenchLikeEnv(PolyactEnv):
         self.task_impl.after_step(self.sim)
         self.last_keyframe = None
         self.contact_history = [self.finger_contact()]
-        return self.variation.instructions[int(rng.integers(len(self.variation.instructions)))]
+        instruction = self.variation.instructions[int(rng.integers(len(self.variation.instructions)))]
+        if self.subgoal_oracle is not None:
+            self.subgoal_oracle.reset(seed, options, *self._tcp_and_gripper())
+        return instruction
 
     def _apply_action(self, action: np.ndarray) -> None:
         if self.arm.mode == "keyframe":
@@ -108,6 +126,15 @@ class RLBenchLikeEnv(PolyactEnv):
             self.arm.step(action)
             self.task_impl.after_step(self.sim)
         self.contact_history.append(self.finger_contact())
+        if self.subgoal_oracle is not None:
+            self.subgoal_oracle.observe(*self._tcp_and_gripper())
+
+    def _tcp_and_gripper(self) -> tuple[np.ndarray, bool]:
+        """The tcp position and whether the gripper is commanded open, as the sub-goal oracle compares them."""
+        return self.arm.tcp_pose()[0], bool(self.arm.gripper_command < 0)
+
+    def _subgoal(self) -> np.ndarray:
+        return self.subgoal_oracle.subgoal
 
     def finger_contact(self) -> bool:
         """Whether a finger touches anything that is not the robot (RLBench's touch forces, as a flag)."""
@@ -136,6 +163,11 @@ class RLBenchLikeEnv(PolyactEnv):
 
     def _success(self) -> bool:
         return bool(self.task_impl.success(self.sim))
+
+    def close(self) -> None:
+        if self.subgoal_oracle is not None:
+            self.subgoal_oracle.close()
+        super().close()
 
     def _privileged(self) -> dict[str, Any]:
         tcp_pos, tcp_quat = self.arm.tcp_pose()

@@ -74,15 +74,21 @@ def episode_keyframes(states: np.ndarray, actions: np.ndarray, control_hz: float
     return keyframes(gripper_open, velocities)
 
 
-def annotate(episode: Any, env: Any) -> dict[str, Any]:
-    """The suite's per-episode metadata for the collector, from the Episode and the env that recorded it:
-    `keyframes` (PerAct), `finger_contact` (per step: a finger touching something not the robot) and
-    `subgoals` (GravMAD's sub-goal keyframes, subgoals.py)."""
-    states, actions = np.asarray(episode.observations["state"]), np.asarray(episode.actions)
+def demonstration_keyframes(states: np.ndarray, actions: np.ndarray, finger_contact: np.ndarray) -> dict[str, Any]:
+    """`keyframes` (PerAct), `finger_contact` (per step: a finger touching something not the robot) and
+    `subgoals` (GravMAD's sub-goal keyframes, subgoals.py) of a recorded episode: states (T, S) and actions
+    (T, A) as `episode_keyframes` takes them, finger_contact (T,) bool at each observation."""
     keys = episode_keyframes(states, actions)
-    contact = np.asarray(env.contact_history[: len(actions)], bool)
+    contact = np.asarray(finger_contact, bool)
     return {
         "keyframes": keys,
         "finger_contact": [bool(c) for c in contact],
         "subgoals": subgoal_keyframes(keys, gripper_open_states(actions), contact),
     }
+
+
+def annotate(episode: Any, env: Any) -> dict[str, Any]:
+    """The suite's per-episode metadata for the collector (`demonstration_keyframes`), from the Episode and
+    the env that recorded it."""
+    actions = np.asarray(episode.actions)
+    return demonstration_keyframes(episode.observations["state"], actions, env.contact_history[: len(actions)])
