@@ -203,7 +203,9 @@ class PolicyRequirements:
     camera (`cameras` empty: a state-only policy reads the state, the goal and the instruction); `depth` says
     whether it reads depth and intrinsics (SpatialVLA's Ego3D encoding); `camera_poses` whether it reads
     intrinsics and extrinsics (heatmap translation projects world points into the cameras; sub-goal maps
-    are evaluated at the pixels' world points).
+    are evaluated at the pixels' world points); `subgoal` whether it is conditioned on sub-goals, which it
+    reads from the observation when that has one (`optional_inputs`) and otherwise gets from its sub-goal
+    predictor.
     """
 
     cameras: tuple[str, ...]
@@ -214,6 +216,7 @@ class PolicyRequirements:
     depth: bool = False
     action_names: tuple[str, ...] = ()  # empty: unknown (a policy saved without its environment spec)
     camera_poses: bool = False
+    subgoal: bool = False
 
     @classmethod
     def of(cls, config: Any, env_spec: EnvSpec | None = None) -> PolicyRequirements:
@@ -230,6 +233,7 @@ class PolicyRequirements:
             action_names=tuple(env_spec.action.names) if env_spec is not None else (),
             camera_poses=getattr(config, "translation", "head") == "heatmap"
             or getattr(config, "subgoal_conditioning", "none") != "none",
+            subgoal=getattr(config, "subgoal_conditioning", "none") != "none",
         )
 
     def inputs(self) -> dict[str, FeatureSpec]:
@@ -250,6 +254,11 @@ class PolicyRequirements:
         if self.goal_dim:
             inputs["goal"] = FeatureSpec("float32", (self.goal_dim,))
         return inputs
+
+    def optional_inputs(self) -> dict[str, FeatureSpec]:
+        """The observation keys the policy reads when they are there and does without otherwise: a sub-goal
+        conditioned policy's `subgoal` (a sub-goal oracle's; without one, its predictor gives the sub-goal)."""
+        return {SUBGOAL_KEY: FeatureSpec("float32", (self.action_dim,))} if self.subgoal else {}
 
 
 def check_compatible(req: PolicyRequirements | None, spec: EnvSpec, policy_name: str = "the policy") -> None:
@@ -293,6 +302,12 @@ def check_compatible(req: PolicyRequirements | None, spec: EnvSpec, policy_name:
         )
     elif req.goal_dim != len(spec.goal_names):
         problems.append(f"it reads a {req.goal_dim}-D goal but {spec.suite} gives {len(spec.goal_names)}-D")
+    if spec.subgoal and not req.subgoal:
+        problems.append(
+            "the environment gives sub-goals (env.subgoal_oracle=true) but the policy is not conditioned on them and "
+            "would ignore them (evaluate it without env.subgoal_oracle, or a policy trained with "
+            "policy.subgoal_conditioning=gravmap)"
+        )
     if req.image_size is not None and spec.cameras:
         size = (spec.cameras[0].height, spec.cameras[0].width)
         if tuple(req.image_size) != size:

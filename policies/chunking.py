@@ -162,8 +162,10 @@ class ChunkRunner:
 
 
 def observation_keys(config: Any) -> list[str]:
-    """The observation keys a policy with this config reads, the instruction included."""
-    return [*PolicyRequirements.of(config).inputs(), "instruction"]
+    """The observation keys a policy with this config reads, the instruction included, and those it reads
+    when present (an oracle's `subgoal`, which then wins over the policy's sub-goal predictor)."""
+    requirements = PolicyRequirements.of(config)
+    return [*requirements.inputs(), *requirements.optional_inputs(), "instruction"]
 
 
 def plan_chunks(

@@ -35,7 +35,7 @@ import torch
 from einops import rearrange, repeat
 from torch import nn
 
-from polyact.contract import EnvSpec, PolicyRequirements
+from polyact.contract import SUBGOAL_KEY, EnvSpec, PolicyRequirements
 from polyact.errors import ConfigError, ContractError, unknown_name
 from polyact.policies.config import PolicyConfig
 from polyact.policies.gravmap import CHANNELS as GRAVMAP_CHANNELS
@@ -50,7 +50,6 @@ from polyact.policies.vision import CameraTokens, RandomShift, cropped_intrinsic
 
 TRANSLATION_MARGIN = 0.03  # metres the heatmap search box reaches beyond the training targets' range
 FUTURE_PIXELS = 4  # the future head predicts a FUTURE_PIXELS x FUTURE_PIXELS RGB patch per image token
-SUBGOAL_KEY = "subgoal"  # the dataset feature (and observation key) holding the next sub-goal, as an action
 
 
 @dataclasses.dataclass
@@ -145,7 +144,8 @@ class VLAPolicy(nn.Module):
 
     def _subgoal(self, batch: Mapping[str, Any]) -> torch.Tensor:
         """The sub-goal (B, A) of the last observation step: the batch's own (training windows of a dataset
-        with the `subgoal` feature) or the attached predictor's."""
+        with the `subgoal` feature; an environment's sub-goal oracle at evaluation), which wins over the
+        attached predictor's, or else the predictor's."""
         key = f"obs/{SUBGOAL_KEY}"
         if key in batch:
             return self._get(batch, key).float()[:, -1]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
-from polyact.contract import PolicyRequirements, check_compatible
+from polyact.contract import FeatureSpec, PolicyRequirements, check_compatible
 from polyact.envs.config import EnvConfig
 from polyact.envs.metaworld import metaworld_spec
 from polyact.errors import ConfigError, ContractError, UnknownNameError
@@ -52,6 +54,16 @@ def test_the_goal_protocols_refuse_each_other():
     with pytest.raises(ContractError, match="trained without the goal .goal-free protocol.*set env.goal=false"):
         check_compatible(goal_free_policy, SPEC)
     check_compatible(goal_free_policy, goal_free_env)
+
+
+def test_sub_goals_from_the_environment_need_a_policy_that_reads_them():
+    with_subgoals = dataclasses.replace(SPEC, subgoal=True)  # as an env with a sub-goal oracle describes itself
+    with pytest.raises(ContractError, match=r"gives sub-goals \(env.subgoal_oracle=true\) but the policy is not"):
+        check_compatible(FITS, with_subgoals)
+    conditioned = dataclasses.replace(FITS, subgoal=True)
+    check_compatible(conditioned, with_subgoals)
+    check_compatible(conditioned, SPEC)  # without them it asks its sub-goal predictor
+    assert conditioned.optional_inputs() == {"subgoal": FeatureSpec("float32", (4,))} and not FITS.optional_inputs()
 
 
 def test_the_lerobot_protocol_names_every_setting_it_needs():

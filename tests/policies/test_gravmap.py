@@ -106,6 +106,11 @@ def test_the_subgoal_predictor_gives_the_subgoal_at_inference_and_is_saved_with_
     # the same as handing the policy the predictor's sub-goal
     given = dict(batch, **{"obs/subgoal": torch.as_tensor(helper.predict_chunk(batch)).expand(2, 2, 7)})
     np.testing.assert_allclose(predicted, policy.predict_chunk(given), atol=1e-6)
+    # an observation's own sub-goal (an environment's sub-goal oracle) wins over the predictor's
+    oracle = subgoal_batch(synthetic, [-0.5, 0.4, 0.0, 0, 0, 0, 1])
+    without_predictor = conditioned_policy(synthetic).eval()
+    np.testing.assert_allclose(policy.predict_chunk(oracle), without_predictor.predict_chunk(oracle), atol=1e-6)
+    assert not np.allclose(policy.predict_chunk(oracle), predicted)
     policy.save_pretrained(tmp_path / "p")
     assert (tmp_path / "p" / "subgoal_predictor" / "model.safetensors").is_file()
     loaded = VLAPolicy.from_pretrained(tmp_path / "p")
