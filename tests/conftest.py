@@ -24,3 +24,52 @@ def state_recording_env():
             self.states.append((self.data.qpos.copy(), self.data.qvel.copy()))
 
     return StateRecordingEnv
+
+
+@pytest.fixture(scope="session")
+def env_batch():
+    """The Batch protocol of the MJX drivers (envs/rlbench_like/mjx/experts.py) over rlbench_like CPU envs,
+    `EnvBatch(task, env_config, n)`, keeping what each env observed (`observed`: obs["state"] after the reset
+    and after each step) and was given (`given`: each step's (N, A) actions), so evaluate_states is tested
+    without compiling MJX."""
+    import numpy as np
+
+    from polyact.envs.rlbench_like import TASKS
+    from polyact.envs.rlbench_like.env import RLBenchLikeEnv
+
+    class EnvBatch:
+        def __init__(self, task, cfg, n):
+            self.envs = [RLBenchLikeEnv(TASKS[task](), cfg) for _ in range(n)]
+            self.task, self.model = self.envs[0].task_impl, self.envs[0].model
+
+        def reset(self, seeds, options=None):
+            self.observed = [[] for _ in self.envs]
+            self.given = []
+            self.instructions = []
+            options = options or [{}] * len(seeds)
+            for env, seed, opts, observed in zip(self.envs, seeds, options, self.observed, strict=True):
+                obs, _ = env.reset(seed=int(seed), options=dict(opts))
+                observed.append(obs["state"])
+                self.instructions.append(obs["instruction"])
+            return list(self.instructions)
+
+        def step(self, actions):
+            self.given.append(np.array(actions))
+            success = []
+            for env, action, observed in zip(self.envs, actions, self.observed, strict=True):
+                obs, _, _, _, info = env.step(action)
+                observed.append(obs["state"])
+                success.append(info["success"])
+            return np.array(success)
+
+        def snapshot(self):
+            fields = ("qpos", "qvel", "mocap_pos", "mocap_quat", "xpos", "xmat", "site_xpos", "site_xmat")
+            snap = {f: np.stack([getattr(env.data, f) for env in self.envs]) for f in fields}
+            arm = ("q_cmd", "target_pos", "target_quat")
+            return snap | {f: np.stack([getattr(env.arm, f) for env in self.envs]) for f in arm}
+
+        def close(self):
+            for env in self.envs:
+                env.close()
+
+    return EnvBatch

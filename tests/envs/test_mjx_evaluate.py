@@ -1,8 +1,8 @@
 """Batched evaluation of state-based policies (envs/rlbench_like/mjx/evaluate.py), on CPU physics.
 
-The batch here is `EnvBatch`, MJXBatch's reset, step and snapshot over CPU envs, so the driver is tested
-without compiling MJX (minutes on this CPU), as test_mjx_replay.py tests the batched experts; MJX's
-physics against the CPU's is test_mjx.py's.
+The batch here is `EnvBatch` (tests/conftest.py), MJXBatch's reset, step and snapshot over CPU envs,
+so the driver is tested without compiling MJX (minutes on this CPU), as test_mjx_replay.py tests the
+batched experts; MJX's physics against the CPU's is test_mjx.py's.
 
 What each test guards:
 - test_each_environment_stops_at_its_first_success: seed 0 replays the CPU expert's actions and ends at
@@ -30,47 +30,9 @@ SEEDS = (0, 1)
 CFG = EnvConfig(tasks=TASK, cameras=["front"], height=8, width=8)
 
 
-class EnvBatch:
-    """The Batch protocol (mjx/experts.py) over CPU envs, keeping what each env observed and was given."""
-
-    def __init__(self, n):
-        self.envs = [RLBenchLikeEnv(TASKS[TASK](), CFG) for _ in range(n)]
-        self.task, self.model = self.envs[0].task_impl, self.envs[0].model
-
-    def reset(self, seeds, options=None):
-        self.observed = [[] for _ in self.envs]  # obs["state"] after the reset and after each step
-        self.given = []  # the (N, 7) actions of each step
-        self.instructions = []
-        options = options or [{}] * len(seeds)
-        for env, seed, opts, observed in zip(self.envs, seeds, options, self.observed, strict=True):
-            obs, _ = env.reset(seed=int(seed), options=dict(opts))
-            observed.append(obs["state"])
-            self.instructions.append(obs["instruction"])
-        return list(self.instructions)
-
-    def step(self, actions):
-        self.given.append(np.array(actions))
-        success = []
-        for env, action, observed in zip(self.envs, actions, self.observed, strict=True):
-            obs, _, _, _, info = env.step(action)
-            observed.append(obs["state"])
-            success.append(info["success"])
-        return np.array(success)
-
-    def snapshot(self):
-        fields = ("qpos", "qvel", "mocap_pos", "mocap_quat", "xpos", "xmat", "site_xpos", "site_xmat")
-        snap = {f: np.stack([getattr(env.data, f) for env in self.envs]) for f in fields}
-        arm = ("q_cmd", "target_pos", "target_quat")
-        return snap | {f: np.stack([getattr(env.arm, f) for env in self.envs]) for f in arm}
-
-    def close(self):
-        for env in self.envs:
-            env.close()
-
-
 @pytest.fixture(scope="module")
-def batch():
-    batch = EnvBatch(len(SEEDS))
+def batch(env_batch):
+    batch = env_batch(TASK, CFG, len(SEEDS))
     yield batch
     batch.close()
 

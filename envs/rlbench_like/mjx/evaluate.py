@@ -10,12 +10,11 @@ command) until every one has, and the policy's actions for them are ignored, so 
 the whole batch (static shapes: a jitted policy compiles once). Actions are clipped to the action
 bounds, as the CPU env clips them.
 
-Why plain callables, not polyact checkpoints: a polyact policy cannot be built without cameras.
-`env.cameras=[]` means the suite's cameras (all five here), not none; `build_policy` refuses an
-environment spec without cameras, `PolicyConfig.check_complete` a config without cameras or an image
-size; the trunk always reads image tokens, and `PolicyRequirements.inputs()` (the keys ChunkRunner feeds
-a policy) raises without an image size. A state-only checkpoint needs those first; its adapter would then
-live in eval/ (envs may not import policies: tests/architecture).
+A polyact checkpoint is evaluated here through its adapter, eval/mjx_states.py (envs may not import
+policies: tests/architecture): a policy trained with `policy.state_only=true` reads the state and the
+instruction alone, and `BatchedStatePolicy` runs it for the whole batch through ChunkRunner, as `polyact
+eval` runs it on the CPU env; `python -m polyact.eval.mjx_states policy=DIR task=TASK seeds=N` prints
+its success rate.
 """
 
 from __future__ import annotations

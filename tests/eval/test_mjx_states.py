@@ -1,0 +1,101 @@
+"""A state-only checkpoint evaluated in batch through evaluate_states (eval/mjx_states.py), on CPU physics.
+
+The batch is `EnvBatch` (tests/conftest.py): evaluate_states' reset, step and snapshot over CPU envs, so
+nothing compiles MJX; MJX's physics against the CPU's is tests/envs/test_mjx.py's. Its two envs also run
+the episodes one at a time (model builds are the test's cost: ~3 s an env on a busy machine).
+
+What each test guards:
+- test_a_batch_acts_as_polyact_eval_acts_one_episode_at_a_time: a flow-head checkpoint (its sampling
+  noise seeded per episode) with history 2 and chunks of 4 re-planned every 2 steps, run by
+  evaluate_states on two seeds together for 5 steps, gives each environment the actions `polyact eval`'s
+  path (load_policy -> ChunkRunner on the CPU env's observations) gives that seed's episode alone.
+- test_a_policy_that_needs_more_than_the_state_is_refused: a policy with a camera, one for a state of
+  another size, and states of the wrong shape are refused with what is wrong.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from polyact.envs.config import EVAL_SEED_BASE, EnvConfig
+from polyact.envs.rlbench_like.mjx.evaluate import evaluate_states
+from polyact.errors import ContractError
+from polyact.eval.mjx_states import BatchedStatePolicy
+from polyact.eval.trained import load_policy
+from polyact.policies import HeadConfig, PolicyConfig, TextConfig, VLAPolicy, build_policy
+
+TASK = "reach_target"
+SEEDS = (EVAL_SEED_BASE, EVAL_SEED_BASE + 1)
+CFG = EnvConfig(tasks=TASK, cameras=["front"], height=8, width=8)
+HORIZON = 5  # beyond the first re-plan (every 2 steps) and a full history of 2
+
+
+def stats(spec):
+    def feat(dim, scale):
+        full = np.full(dim, scale)
+        return {"mean": np.zeros(dim), "std": full, "q01": -full, "q99": full}
+
+    state = len(spec.state_names)
+    return {"action": feat(spec.action.dim, 0.05), "state": feat(state, 1.0), "rgb/front": feat(3, 60.0)}
+
+
+def tiny(spec, **overrides):
+    config = PolicyConfig(
+        size="tiny",
+        head=HeadConfig(name="flow", sample_steps=2),
+        text=TextConfig(encoder="bytes"),
+        history=2,
+        chunk=4,
+        replan_every=2,
+        **overrides,
+    )
+    torch.manual_seed(0)
+    return build_policy(config, spec, stats(spec), [])
+
+
+@pytest.fixture(scope="module")
+def batch(env_batch):
+    batch = env_batch(TASK, CFG, len(SEEDS))
+    yield batch
+    batch.close()
+
+
+@pytest.fixture(scope="module")
+def spec(batch):
+    return batch.envs[0].contract
+
+
+@pytest.fixture(scope="module")
+def checkpoint(spec, tmp_path_factory):
+    return str(tiny(spec, state_only=True).save_pretrained(tmp_path_factory.mktemp("ckpt") / "state-flow"))
+
+
+def test_a_batch_acts_as_polyact_eval_acts_one_episode_at_a_time(checkpoint, spec, batch):
+    policy = BatchedStatePolicy(VLAPolicy.from_pretrained(checkpoint), TASK, SEEDS)
+    run = evaluate_states(batch, policy, SEEDS, horizon=HORIZON)
+    assert run.length.tolist() == [HORIZON] * len(SEEDS)
+    given = np.array(batch.given)  # (HORIZON, N, 7)
+    low, high = spec.action.low, spec.action.high
+    for i, (seed, env) in enumerate(zip(SEEDS, batch.envs, strict=True)):  # each episode again, alone
+        alone = load_policy(checkpoint, num_envs=1)
+        obs, _ = env.reset(seed=seed)
+        for t in range(HORIZON):
+            rows = {k: np.asarray(v)[None] for k, v in obs.items() if k != "instruction"}
+            action = alone.act({**rows, "instruction": [obs["instruction"]]}, [{"seed": seed}], [0])[0]
+            np.testing.assert_allclose(given[t, i], np.clip(action, low, high), atol=1e-5, err_msg=f"{seed}, {t}")
+            obs, *_ = env.step(action)
+
+
+def test_a_policy_that_needs_more_than_the_state_is_refused(spec, checkpoint):
+    with pytest.raises(ContractError, match=r"reads cameras \['front'\]; MJX gives states only"):
+        BatchedStatePolicy(tiny(spec), TASK, SEEDS)
+    shorter = tiny(dataclasses.replace(spec, state_names=spec.state_names[:5]), state_only=True)
+    with pytest.raises(ContractError, match="reads a 5-D state but rlbench_like gives 15-D"):
+        BatchedStatePolicy(shorter, TASK, SEEDS)
+    policy = BatchedStatePolicy(VLAPolicy.from_pretrained(checkpoint), TASK, SEEDS)
+    with pytest.raises(ContractError, match=r"states of shape \(3, 15\) and 3 instructions; .* 2 environments"):
+        policy(np.zeros((3, 15), np.float32), ["reach"] * 3)
