@@ -21,7 +21,7 @@ QUALITIES: tuple[str, ...] = get_args(Quality)
 class SuiteInfo:
     """A suite by name: `module` defines its `SUITE` (polyact.envs.registry.Suite) with the factories.
     `subgoal_oracle`: its keyframe mode can give every observation the expert's next sub-goal
-    (env.subgoal_oracle)."""
+    (env.subgoal_oracle). `goal_vector`: its tasks have a goal vector that env.goal may hand the policy."""
 
     name: str
     module: str
@@ -29,6 +29,7 @@ class SuiteInfo:
     tasks: tuple[str, ...]
     cameras: tuple[str, ...]
     subgoal_oracle: bool = False
+    goal_vector: bool = True
 
 
 # metaworld.env_dict.ALL_V3_ENVIRONMENTS, MT10_V3, ML10_V3 and ML45_V3, in their order.
@@ -102,6 +103,7 @@ RLBENCH_LIKE = SuiteInfo(
     tasks=_RLB_ALL,
     cameras=("front", "left_shoulder", "right_shoulder", "wrist", "overhead"),
     subgoal_oracle=True,
+    goal_vector=False,  # every target is visible or named in the instruction
 )
 
 SUITES: dict[str, SuiteInfo] = {s.name: s for s in (METAWORLD, RLBENCH_LIKE)}

@@ -73,6 +73,8 @@ def test_the_lerobot_protocol_names_every_setting_it_needs():
         EvalConfig(protocol="lerobot", env=EnvConfig(tasks="RLB12"))
     cfg = EvalConfig(protocol="lerobot", env=EnvConfig(tasks="MT10", cameras=["corner2_lerobot"], goal=False))
     assert cfg.observation.startswith("goal-free") and EvalConfig().observation.startswith("privileged goal")
+    # the RLBench-like suite has no goal vector to give or withhold, whatever env.goal says
+    assert EvalConfig(env=EnvConfig(tasks="RLB12", goal=True)).observation.startswith("no goal vector")
 
 
 class MisfitPolicy(ExpertPolicy):
