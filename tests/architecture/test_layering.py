@@ -15,13 +15,16 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 BASE = {"contract", "atomic", "errors", "sysinfo", "runs", "faults", "lazy", "runners"}
 
+# top-level modules built on the data layer (and on envs): what envs and policies may not reach through them
+DATA_TOOLS = {"keyframe_data", "collect_trajectories", "dataview"}
+
 # package -> the polyact packages and modules it must never import
 FORBIDDEN = {
     **{base: {"envs", "data", "policies", "train", "eval", "deploy", "collect", "bench", "cli", "quickstart"}
        for base in BASE},
-    "policies": {"envs", "data", "train", "eval", "deploy", "collect", "bench", "cli", "quickstart"},
+    "policies": {"envs", "data", "train", "eval", "deploy", "collect", "bench", "cli", "quickstart", *DATA_TOOLS},
     "data": {"envs", "policies", "train", "eval", "deploy", "collect", "bench", "cli", "quickstart"},
-    "envs": {"data", "policies", "train", "eval", "deploy", "collect", "bench", "cli", "quickstart"},
+    "envs": {"data", "policies", "train", "eval", "deploy", "collect", "bench", "cli", "quickstart", *DATA_TOOLS},
     "train": {"envs", "eval", "deploy", "collect", "bench", "cli", "quickstart"},
     "eval": {"train", "deploy", "collect", "bench", "cli", "quickstart"},
     "collect": {"policies", "train", "eval", "deploy", "bench", "cli", "quickstart"},
