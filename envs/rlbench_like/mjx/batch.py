@@ -55,12 +55,15 @@ def _batched(tree: Any, n: int, **fields: np.ndarray) -> Any:
 
 
 def _jit_without_cpu_fusion(fn: Callable) -> Callable:
-    """jax.jit, without XLA's fusion pass on a CPU: it inlines mjx kinematics' unrolled body chain into
-    fusions that recompute it (13 ms for 16 bodies, 0.1 ms unfused); a control step took 0.29 / 2.81 /
-    12.8 s at N=1 / 4 / 16 with it and 0.07 / 0.11 / 0.28 s without, qpos unchanged (within 5e-12 of the
-    CPU backend either way). On a GPU fusion is what makes kernels cheap, so it stays."""
+    """jax.jit, without XLA's fusion and constant-folding passes on a CPU. Fusion inlines mjx kinematics'
+    unrolled body chain into fusions that recompute it (13 ms for 16 bodies, 0.1 ms unfused); a control
+    step took 0.29 / 2.81 / 12.8 s at N=1 / 4 / 16 with it and 0.07 / 0.11 / 0.28 s without, qpos
+    unchanged (within 5e-12 of the CPU backend either way). With fusion off, constant folding made the
+    compile grow with N (presumably folding the closed-over model's arrays at the batch's size): the
+    kinematics call compiled in 2.3 min at N=64 and 12 min at N=1,024, 3.3 min at N=1,024 without it (all
+    on the same loaded 2-core machine). On a GPU fusion is what makes kernels cheap, so both stay."""
     if jax.default_backend() == "cpu":
-        return jax.jit(fn, compiler_options={"xla_disable_hlo_passes": "fusion"})
+        return jax.jit(fn, compiler_options={"xla_disable_hlo_passes": "fusion,constant_folding"})
     return jax.jit(fn)
 
 
