@@ -1,12 +1,14 @@
 """rlbench_like environment steps/s on MJX against batch size, beside the CPU MuJoCo backend, in one run.
 
 An environment step is one 20 Hz control step of the `default` action mode: inverse kinematics, then
-25 physics steps of 2 ms. MJX: one jitted, vmapped call steps the whole batch (MJXBatch.step); its first
-call per batch size compiles, reported apart as compile time. CPU: the CPU backend's Arm.step (numpy IK,
-mujoco.mj_step) on one environment, and on N environments in a Python loop. Both run the same small
-random delta actions from the same reset seeds, without rendering.
+25 physics steps of 2 ms. MJX: one jitted, vmapped call steps the whole batch (MJXBatch.step); the first
+reset per batch size compiles, and the seconds jax spent tracing, lowering and compiling in it are
+reported beside the reset's. CPU: the CPU backend's Arm.step (numpy IK, mujoco.mj_step) on one
+environment, and on N environments in a Python loop. Both run the same small random delta actions from
+the same reset seeds, without rendering.
 
     python -m polyact.bench.mjx_step [--task reach_target] [--sizes 1 16 256] [--steps 5]
+    python -m polyact.bench.mjx_step --sizes 1024 2048 4096 --steps 2   # the large batches (minutes each)
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import time
 
+import jax
 import mujoco
 import numpy as np
 
@@ -47,19 +50,44 @@ def cpu_steps_per_second(batch: MJXBatch, n: int, steps: int) -> float:
     return n * steps / (time.perf_counter() - start)
 
 
-def mjx_steps_per_second(batch: MJXBatch, n: int, steps: int) -> tuple[float, float]:
-    """(steps/s, compile seconds) of the batch at size n."""
+class CompileClock:
+    """Seconds jax spends tracing, lowering and compiling while it is entered, from jax's own events."""
+
+    EVENTS = (
+        "/jax/core/compile/jaxpr_trace_duration",
+        "/jax/core/compile/jaxpr_to_mlir_module_duration",
+        "/jax/core/compile/backend_compile_duration",
+    )
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def __call__(self, event: str, duration: float, **_: object) -> None:
+        if event in self.EVENTS:
+            self.seconds += duration
+
+    def __enter__(self) -> CompileClock:
+        jax.monitoring.register_event_duration_secs_listener(self)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        jax.monitoring.unregister_event_duration_listener(self)
+
+
+def mjx_steps_per_second(batch: MJXBatch, n: int, steps: int) -> tuple[float, float, float]:
+    """(steps/s, seconds of the first reset, of them compiling) of the batch at size n."""
     rng = np.random.default_rng(0)
     start = time.perf_counter()
-    batch.reset(list(range(n)))  # settles with two control steps: compiles the step at this size
-    batch.d.qpos.block_until_ready()
-    compile_s = time.perf_counter() - start
+    with CompileClock() as clock:
+        batch.reset(list(range(n)))  # settles with two control steps: compiles the step at this size
+        batch.d.qpos.block_until_ready()
+    reset_s = time.perf_counter() - start
     start = time.perf_counter()
     for _ in range(steps):
         batch.step(actions(rng, n))
     batch.d.qpos.block_until_ready()
     run_s = time.perf_counter() - start
-    return n * steps / run_s, compile_s
+    return n * steps / run_s, reset_s, clock.seconds
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -68,19 +96,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 16, 256])
     parser.add_argument("--steps", type=int, default=5, help="control steps timed per batch size")
     args = parser.parse_args(argv)
-    import jax
-
     batch = MJXBatch(TASKS[args.task]())
     print(header(f"rlbench_like on MJX: {args.task}, env steps/s against batch size"))
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}; mujoco {mujoco.__version__}; float64")
     cpu_one = cpu_steps_per_second(batch, 1, args.steps)
     print(f"CPU MuJoCo, 1 env: {cpu_one:.1f} env steps/s")
-    print("| N | MJX env steps/s | compile s | CPU loop env steps/s | MJX / CPU loop |")
-    print("|---|---|---|---|---|")
+    print("| N | MJX env steps/s | first reset s | of it compiling s | CPU loop env steps/s | MJX / CPU loop |")
+    print("|---|---|---|---|---|---|")
     for n in args.sizes:
-        fast, compile_s = mjx_steps_per_second(batch, n, args.steps)
+        fast, reset_s, compile_s = mjx_steps_per_second(batch, n, args.steps)
         cpu = cpu_steps_per_second(batch, n, max(1, args.steps * min(n, 16) // n))
-        print(f"| {n} | {fast:.1f} | {compile_s:.0f} | {cpu:.1f} | {fast / cpu:.2f}x |", flush=True)
+        print(f"| {n} | {fast:.1f} | {reset_s:.0f} | {compile_s:.0f} | {cpu:.1f} | {fast / cpu:.2f}x |", flush=True)
 
 
 if __name__ == "__main__":
