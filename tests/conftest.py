@@ -31,7 +31,7 @@ def env_batch():
     """The Batch protocol of the MJX drivers (envs/rlbench_like/mjx/experts.py) over rlbench_like CPU envs,
     `EnvBatch(task, env_config, n)`, keeping what each env observed (`observed`: obs["state"] after the reset
     and after each step) and was given (`given`: each step's (N, A) actions), so evaluate_states is tested
-    without compiling MJX."""
+    without compiling MJX. One batch per distinct arguments for the session, closed at its end."""
     import numpy as np
 
     from polyact.envs.rlbench_like import TASKS
@@ -72,4 +72,14 @@ def env_batch():
             for env in self.envs:
                 env.close()
 
-    return EnvBatch
+    built = {}
+
+    def batch_of(task, cfg, n):
+        key = (task, repr(cfg), n)
+        if key not in built:
+            built[key] = EnvBatch(task, cfg, n)
+        return built[key]
+
+    yield batch_of
+    for batch in built.values():
+        batch.close()

@@ -32,9 +32,7 @@ CFG = EnvConfig(tasks=TASK, cameras=["front"], height=8, width=8)
 
 @pytest.fixture(scope="module")
 def batch(env_batch):
-    batch = env_batch(TASK, CFG, len(SEEDS))
-    yield batch
-    batch.close()
+    return env_batch(TASK, CFG, len(SEEDS))
 
 
 @pytest.fixture(scope="module")

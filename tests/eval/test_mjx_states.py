@@ -59,9 +59,7 @@ def tiny(spec, **overrides):
 
 @pytest.fixture(scope="module")
 def batch(env_batch):
-    batch = env_batch(TASK, CFG, len(SEEDS))
-    yield batch
-    batch.close()
+    return env_batch(TASK, CFG, len(SEEDS))
 
 
 @pytest.fixture(scope="module")
