@@ -52,7 +52,7 @@ class QuickstartConfig:
     image_size: int = 80  # rendered; the policy's encoder sees its 64x64 crop (policy.vision.crop)
     demos_per_task: int = 50  # as LeRobot's MetaWorld dataset
     policy: PolicyConfig = field(default_factory=_cpu_policy)
-    train_steps: int = 10500  # the schedule's length; training stops earlier if train_minutes run out
+    train_steps: int = 10500  # at most; the cosine follows train_minutes if those run out first
     train_minutes: float = 18.0  # with collection (~4.5 min) and evaluation (~3-6 min): under 30 minutes
     batch_size: int = 64
     lr: float = 1e-3
@@ -88,7 +88,7 @@ class QuickstartConfig:
             policy=self.policy,
             steps=self.train_steps,
             batch_size=self.batch_size,
-            optim=OptimConfig(lr=self.lr, warmup_steps=300),
+            optim=OptimConfig(lr=self.lr, warmup_steps=300, anneal_over="minutes" if self.train_minutes else "steps"),
             num_workers=1,
             max_minutes=self.train_minutes,
             checkpoint_every=500,

@@ -58,6 +58,13 @@ def test_the_quickstart_seed_changes_training_only():
     assert first.eval_config("p") == second.eval_config("p")  # the same evaluation episodes
 
 
+def test_the_quickstart_anneals_over_its_time_cap_when_it_has_one():
+    from polyact.quickstart import QuickstartConfig
+
+    assert QuickstartConfig().train_config().optim.anneal_over == "minutes"  # ends at its final lr
+    assert QuickstartConfig(train_minutes=0).train_config().optim.anneal_over == "steps"  # no cap to follow
+
+
 def test_a_crop_that_does_not_fit_the_image_size_is_refused_before_collecting(tmp_path, capsys):
     assert main(["quickstart", f"out={tmp_path}", "image_size=48", "policy.vision.crop=[0,0,64,64]"]) == 2
     assert "policy.vision.crop [0, 0, 64, 64]" in capsys.readouterr().err
