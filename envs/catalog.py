@@ -21,7 +21,8 @@ QUALITIES: tuple[str, ...] = get_args(Quality)
 class SuiteInfo:
     """A suite by name: `module` defines its `SUITE` (polyact.envs.registry.Suite) with the factories.
     `subgoal_oracle`: its keyframe mode can give every observation the expert's next sub-goal
-    (env.subgoal_oracle). `goal_vector`: its tasks have a goal vector that env.goal may hand the policy."""
+    (env.subgoal_oracle). `goal_vector`: its tasks have a goal vector that env.goal may hand the policy.
+    `task_state`: env.task_state can append the props' poses to the state vector."""
 
     name: str
     module: str
@@ -30,6 +31,7 @@ class SuiteInfo:
     cameras: tuple[str, ...]
     subgoal_oracle: bool = False
     goal_vector: bool = True
+    task_state: bool = False
 
 
 # metaworld.env_dict.ALL_V3_ENVIRONMENTS, MT10_V3, ML10_V3 and ML45_V3, in their order.
@@ -104,6 +106,7 @@ RLBENCH_LIKE = SuiteInfo(
     cameras=("front", "left_shoulder", "right_shoulder", "wrist", "overhead"),
     subgoal_oracle=True,
     goal_vector=False,  # every target is visible or named in the instruction
+    task_state=True,
 )
 
 SUITES: dict[str, SuiteInfo] = {s.name: s for s in (METAWORLD, RLBENCH_LIKE)}

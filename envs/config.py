@@ -29,6 +29,9 @@ class EnvConfig:
     `subgoal_oracle` (rlbench_like, keyframe mode) adds `subgoal` to every observation: the next sub-goal
     of the scripted expert's demonstration of the same seed, for sub-goal conditioned policies
     (envs/rlbench_like/subgoal_oracle.py).
+
+    `task_state` (rlbench_like) appends every prop's pose to the `state` vector, as RLBench's
+    `task_low_dim_state`: privileged, for policies that read no camera (envs/rlbench_like/task_state.py).
     """
 
     tasks: str = "MT10"
@@ -40,6 +43,7 @@ class EnvConfig:
     action_mode: str = "default"
     goal: bool = True  # observe the privileged goal vector; false: cameras + proprioception only
     subgoal_oracle: bool = False  # observe the expert's next sub-goal (rlbench_like keyframe mode)
+    task_state: bool = False  # the props' poses in the state vector (rlbench_like; privileged)
 
     def __post_init__(self) -> None:
         suite, _ = resolve_tasks(self.tasks)
@@ -59,6 +63,9 @@ class EnvConfig:
             raise ConfigError(
                 f"env.subgoal_oracle: suite {suite.name} has no sub-goal oracle (suites with one: {having})"
             )
+        if self.task_state and not suite.task_state:
+            having = [s.name for s in SUITES.values() if s.task_state]
+            raise ConfigError(f"env.task_state: suite {suite.name} has no task state (suites with one: {having})")
         if self.subgoal_oracle and self.action_mode != "keyframe":
             raise ConfigError(
                 "env.subgoal_oracle gives keyframe policies their next sub-goal: set env.action_mode=keyframe "
@@ -66,9 +73,10 @@ class EnvConfig:
             )
 
     def identity(self) -> dict[str, Any]:
-        """The settings as run directories and datasets record them; `subgoal_oracle` only when on, so that
-        those recorded before it existed still resume."""
+        """The settings as run directories and datasets record them; `subgoal_oracle` and `task_state` only
+        when on, so that those recorded before they existed still resume."""
         settings = asdict(self)
-        if not self.subgoal_oracle:
-            del settings["subgoal_oracle"]
+        for optional in ("subgoal_oracle", "task_state"):
+            if not settings[optional]:
+                del settings[optional]
         return settings

@@ -134,6 +134,8 @@ class EvalConfig:
     @property
     def observation(self) -> str:
         """What the policy is given, for every results table."""
+        if self.env.task_state:
+            return "privileged task state (every prop's pose in the state vector, as RLBench's task_low_dim_state)"
         if not resolve_tasks(self.env.tasks)[0].goal_vector:
             return "no goal vector (the suite has none: targets are seen in the cameras or named in the instruction)"
         if self.env.goal:

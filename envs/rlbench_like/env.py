@@ -14,6 +14,7 @@ from polyact.envs.rlbench_like.arm import CONTROL_HZ, KEYFRAME_STATE_NAMES, STAT
 from polyact.envs.rlbench_like.motion import KEYFRAME_EPISODE_STEPS, KeyframeOutcome, execute_keyframe
 from polyact.envs.rlbench_like.scene import CAMERAS, build_model
 from polyact.envs.rlbench_like.sim import Sim
+from polyact.envs.rlbench_like.task_state import TaskState
 from polyact.envs.rlbench_like.tasks.base import Task
 from polyact.envs.rlbench_like.variations import SPLITS, Variation, select
 from polyact.errors import ConfigError, unknown_name
@@ -42,11 +43,13 @@ class RLBenchLikeEnv(PolyactEnv):
         default_steps = KEYFRAME_EPISODE_STEPS if keyframe else DEFAULT_MAX_STEPS
         model = build_model(task.build)
         data = mujoco.MjData(model)
+        self.task_state = TaskState(model) if cfg.task_state else None
+        state_names = (*STATE_NAMES, *(self.task_state.names if self.task_state else ()))
         contract = EnvSpec(
             suite=SUITE_NAME,
             tasks=(task.name,),
             cameras=tuple(CameraSpec(c, cfg.height, cfg.width) for c in cameras),
-            state_names=KEYFRAME_STATE_NAMES if keyframe else STATE_NAMES,
+            state_names=(*state_names, KEYFRAME_STATE_NAMES[-1]) if keyframe else state_names,
             goal_names=(),
             action=action_spec(cfg.action_mode, model),
             control_hz=CONTROL_HZ,
@@ -58,6 +61,7 @@ class RLBenchLikeEnv(PolyactEnv):
                     "tool-centre-point position (m, world frame) and orientation (unit quaternion w, x, y, z with "
                     "w >= 0; identity = pointing straight down, fingers along world y); gripper opening in [0, 1] "
                     "(1 = open); the seven arm joint positions (rad)"
+                    + ("; every prop's pose, privileged (task_state.py)" if cfg.task_state else "")
                     + ("; keyframe actions executed so far (PerAct's time step)" if keyframe else "")
                 ),
                 "variation_split": default_split,
@@ -157,9 +161,12 @@ class RLBenchLikeEnv(PolyactEnv):
         return info
 
     def _proprio(self) -> np.ndarray:
+        state = self.arm.state()
+        if self.task_state is not None:
+            state = np.concatenate([state, self.task_state(self.data)])
         if self.arm.mode == "keyframe":
-            return np.append(self.arm.state(), np.float32(self._steps))
-        return self.arm.state()
+            state = np.append(state, np.float32(self._steps))
+        return state
 
     def _success(self) -> bool:
         return bool(self.task_impl.success(self.sim))

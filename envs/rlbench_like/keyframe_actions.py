@@ -45,8 +45,10 @@ def keyframe_transitions(
     states, actions = np.asarray(states), np.asarray(actions)
     if states.ndim != 2 or actions.ndim != 2 or len(states) != len(actions):
         raise ValueError(f"states (T, S) and actions (T, A) must share T; got {states.shape} and {actions.shape}")
-    if states.shape[1] != len(STATE_NAMES):
-        raise ValueError(f"states must have the rlbench_like state's {len(STATE_NAMES)} columns, got {states.shape[1]}")
+    if states.shape[1] < len(STATE_NAMES):  # more follow with env.task_state
+        raise ValueError(
+            f"states must begin with the rlbench_like state's {len(STATE_NAMES)} columns, got {states.shape[1]}"
+        )
     keys = np.array(sorted(episode_keyframes(states, actions) if keyframes is None else keyframes), dtype=np.int64)
     if len(keys) == 0 or keys[0] <= 0 or keys[-1] >= len(states):
         raise ValueError(f"keyframes {keys.tolist()} must be non-empty steps in 1..{len(states) - 1}")
@@ -71,7 +73,7 @@ def keyframe_spec(spec: EnvSpec) -> EnvSpec:
     """The contract of the keyframe action mode for a dense-mode spec of this suite (same observations)."""
     return replace(
         spec,
-        state_names=KEYFRAME_STATE_NAMES,
+        state_names=(*spec.state_names, KEYFRAME_STATE_NAMES[-1]),  # the count follows the state, as above
         action=action_spec("keyframe", None),
         max_episode_steps=KEYFRAME_EPISODE_STEPS,
         notes={**spec.notes, "action_mode": "keyframe"},
