@@ -16,9 +16,9 @@ not import policies (docs/architecture.md).
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,14 +29,25 @@ from polyact.envs.rlbench_like.env import DEFAULT_MAX_STEPS, SUITE_NAME
 from polyact.envs.rlbench_like.variations import SPLITS
 from polyact.errors import ConfigError, ContractError, unknown_name
 
+if TYPE_CHECKING:
+    from polyact.envs.rlbench_like.mjx.experts import Batch
 
-def mjx_spec(task: str) -> EnvSpec:
-    """What evaluate_states gives a policy: the CPU env's state in the `default` action mode, no camera."""
+
+def mjx_spec(task: str, task_state: bool = False) -> EnvSpec:
+    """What evaluate_states gives a policy: the CPU env's state in the `default` action mode, no camera;
+    with `task_state`, the props' poses after it (env.task_state=true)."""
+    props: tuple[str, ...] = ()
+    if task_state:
+        from polyact.envs.rlbench_like import TASKS
+        from polyact.envs.rlbench_like.scene import build_model
+        from polyact.envs.rlbench_like.task_state import TaskState
+
+        props = TaskState(build_model(TASKS[task]().build)).names
     return EnvSpec(
         suite=SUITE_NAME,
         tasks=(task,),
         cameras=(),
-        state_names=STATE_NAMES,
+        state_names=(*STATE_NAMES, *props),
         goal_names=(),
         action=action_spec("default", None),
         control_hz=CONTROL_HZ,
@@ -47,7 +58,8 @@ def mjx_spec(task: str) -> EnvSpec:
 
 class BatchedStatePolicy:
     """A state-only policy for the N environments of one evaluate_states call, whose episodes start
-    from `seeds`: (N, S) states and N instructions -> (N, A) actions. Build one per call."""
+    from `seeds`: (N, S) states and N instructions -> (N, A) actions. Build one per call. `task_state`:
+    it was trained on states with the props' poses (env.task_state=true), so evaluate_states must give them."""
 
     def __init__(self, policy: Any, task: str, seeds: Sequence[int]):
         from polyact.policies import ChunkRunner
@@ -58,7 +70,15 @@ class BatchedStatePolicy:
                 f"the policy reads cameras {list(req.cameras)}; MJX gives states only: train one with "
                 "policy.state_only=true"
             )
-        check_compatible(req, mjx_spec(task))
+        trained = policy.env_spec.state_names if policy.env_spec else STATE_NAMES
+        self.task_state = len(trained) > len(STATE_NAMES)
+        spec = mjx_spec(task, self.task_state)
+        if self.task_state and tuple(trained) != spec.state_names:
+            raise ContractError(
+                f"the policy was trained on the poses of {_props(trained)}; {task}'s state has those of "
+                f"{_props(spec.state_names)}: evaluate it on the task it was trained on"
+            )
+        check_compatible(req, spec)
         self.runner = ChunkRunner(policy, len(seeds))
         self.runner.reset(list(range(len(seeds))), [int(s) for s in seeds])
         self.shape = (len(seeds), req.state_dim)
@@ -71,6 +91,11 @@ class BatchedStatePolicy:
             )
         rows = [{"state": s, "instruction": t} for s, t in zip(states, instructions, strict=True)]
         return self.runner.act(rows)
+
+
+def _props(state_names: Sequence[str]) -> list[str]:
+    """The bodies whose poses follow the robot's state (task_state.py names them body_x ... body_qz)."""
+    return [name[: -len("_x")] for name in state_names[len(STATE_NAMES) :] if name.endswith("_x")]
 
 
 @dataclass
@@ -94,38 +119,44 @@ class MJXStatesConfig:
             raise ConfigError(f"need seeds >= 1 and horizon >= 0, got seeds={self.seeds}, horizon={self.horizon}")
 
 
+def evaluate_checkpoint(cfg: MJXStatesConfig, make_batch: Callable[[str], Batch]) -> str:
+    """`cfg`'s episodes of its checkpoint, stepped together by `make_batch(task)` (main: an MJXBatch),
+    summarised in one line: the success rate with its Wilson interval and what the policy observed. The
+    policy is checked against the task before the batch is built."""
+    from polyact.envs.rlbench_like.mjx.evaluate import evaluate_states
+    from polyact.eval.stats import wilson_interval
+    from polyact.policies import VLAPolicy
+
+    policy = VLAPolicy.from_pretrained(cfg.policy, map_location=cfg.device)
+    seeds = [EVAL_SEED_BASE + i for i in range(cfg.seeds)]
+    horizon = cfg.horizon or (policy.env_spec.max_episode_steps if policy.env_spec else DEFAULT_MAX_STEPS)
+    batched = BatchedStatePolicy(policy, cfg.task, seeds)
+    options = [{"variation_split": cfg.split}] * len(seeds)
+    run = evaluate_states(make_batch(cfg.task), batched, seeds, options, horizon, task_state=batched.task_state)
+    wins = int(run.success.sum())
+    low, high = wilson_interval(wins, len(seeds))
+    return (
+        f"{cfg.task}: {wins}/{len(seeds)} = {100 * wins / len(seeds):.1f}% [{100 * low:.1f}, {100 * high:.1f}] "
+        f"(Wilson 95%), {cfg.split} variations, seeds {seeds[0]}..{seeds[-1]}, "
+        f"{'privileged task state' if batched.task_state else 'robot state only'}, mean length "
+        f"{run.length.mean():.0f} of {horizon} steps"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     import sys
 
     from polyact.config import load_config
     from polyact.envs.rlbench_like import TASKS
     from polyact.envs.rlbench_like.mjx.batch import MJXBatch
-    from polyact.envs.rlbench_like.mjx.evaluate import evaluate_states
     from polyact.envs.rlbench_like.mjx.model import SUPPORTED_TASKS
-    from polyact.eval.stats import wilson_interval
-    from polyact.policies import VLAPolicy
 
     cfg = load_config(MJXStatesConfig, list(sys.argv[1:] if argv is None else argv))
     if cfg.task not in SUPPORTED_TASKS:
         raise unknown_name("MJX task", cfg.task, SUPPORTED_TASKS)
-    policy = VLAPolicy.from_pretrained(cfg.policy, map_location=cfg.device)
-    seeds = [EVAL_SEED_BASE + i for i in range(cfg.seeds)]
-    horizon = cfg.horizon or (policy.env_spec.max_episode_steps if policy.env_spec else DEFAULT_MAX_STEPS)
     start = time.perf_counter()
-    run = evaluate_states(
-        MJXBatch(TASKS[cfg.task]()),
-        BatchedStatePolicy(policy, cfg.task, seeds),
-        seeds,
-        [{"variation_split": cfg.split}] * len(seeds),
-        horizon,
-    )
-    wins = int(run.success.sum())
-    low, high = wilson_interval(wins, len(seeds))
-    print(
-        f"{cfg.task}: {wins}/{len(seeds)} = {100 * wins / len(seeds):.1f}% [{100 * low:.1f}, {100 * high:.1f}] "
-        f"(Wilson 95%), {cfg.split} variations, seeds {seeds[0]}..{seeds[-1]}, mean length "
-        f"{run.length.mean():.0f} of {horizon} steps, {time.perf_counter() - start:.0f} s with the MJX compile"
-    )
+    line = evaluate_checkpoint(cfg, lambda task: MJXBatch(TASKS[task]()))
+    print(f"{line}, {time.perf_counter() - start:.0f} s with the MJX compile")
 
 
 if __name__ == "__main__":

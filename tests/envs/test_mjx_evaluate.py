@@ -11,6 +11,8 @@ What each test guards:
   ended); an ended environment holds still whatever the policy returns for it; actions are clipped to
   the action bounds as the CPU env clips them.
 - test_a_wrong_policy_output_is_refused: a wrong shape, a non-finite action, a horizon below one step.
+- test_the_states_carry_the_props_poses_when_asked: with `task_state=True` the states equal the
+  observations of envs made with env.task_state=true (the props' poses after the robot's), bit for bit.
 """
 
 from __future__ import annotations
@@ -95,3 +97,14 @@ def test_a_wrong_policy_output_is_refused(batch):
         evaluate_states(batch, lambda states, _: nan, SEEDS, horizon=1)
     with pytest.raises(ValueError, match="horizon must be >= 1"):
         evaluate_states(batch, lambda states, _: np.zeros((2, 7)), SEEDS, horizon=0)
+
+
+def test_the_states_carry_the_props_poses_when_asked(env_batch, expert_actions):
+    with_props = env_batch(TASK, EnvConfig(tasks=TASK, cameras=["front"], height=8, width=8, task_state=True), 2)
+    horizon = 6
+    policy = Scripted([np.stack([expert_actions[t]] * len(SEEDS)) for t in range(horizon)])
+    evaluate_states(with_props, policy, SEEDS, horizon=horizon, task_state=True)
+    assert policy.calls[0][0].shape == (len(SEEDS), len(with_props.envs[0].contract.state_names)) == (2, 15 + 21)
+    for t, (states, _) in enumerate(policy.calls):
+        for i in range(len(SEEDS)):
+            np.testing.assert_array_equal(states[i], with_props.observed[i][t], err_msg=f"env {i}, step {t}")

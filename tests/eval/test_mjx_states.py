@@ -11,6 +11,12 @@ What each test guards:
   path (load_policy -> ChunkRunner on the CPU env's observations) gives that seed's episode alone.
 - test_a_policy_that_needs_more_than_the_state_is_refused: a policy with a camera, one for a state of
   another size, and states of the wrong shape are refused with what is wrong.
+- test_the_command_line_evaluation_is_evaluate_states_on_its_seeds: `evaluate_checkpoint` (main without
+  the MJXBatch) reports the successes and episode lengths evaluate_states gives the checkpoint on
+  `polyact eval`'s seeds and the asked split's variations.
+- test_a_policy_trained_with_the_props_poses_gets_them: a checkpoint of env.task_state=true states is
+  run on states with the props' poses (36-D for reach_target) and said to be privileged; one trained on
+  another task's props is refused, naming both.
 """
 
 from __future__ import annotations
@@ -23,8 +29,9 @@ import torch
 
 from polyact.envs.config import EVAL_SEED_BASE, EnvConfig
 from polyact.envs.rlbench_like.mjx.evaluate import evaluate_states
+from polyact.envs.rlbench_like.task_state import POSE_FIELDS
 from polyact.errors import ContractError
-from polyact.eval.mjx_states import BatchedStatePolicy
+from polyact.eval.mjx_states import BatchedStatePolicy, MJXStatesConfig, evaluate_checkpoint
 from polyact.eval.trained import load_policy
 from polyact.policies import HeadConfig, PolicyConfig, TextConfig, VLAPolicy, build_policy
 
@@ -97,3 +104,30 @@ def test_a_policy_that_needs_more_than_the_state_is_refused(spec, checkpoint):
     policy = BatchedStatePolicy(VLAPolicy.from_pretrained(checkpoint), TASK, SEEDS)
     with pytest.raises(ContractError, match=r"states of shape \(3, 15\) and 3 instructions; .* 2 environments"):
         policy(np.zeros((3, 15), np.float32), ["reach"] * 3)
+
+
+def test_the_command_line_evaluation_is_evaluate_states_on_its_seeds(checkpoint, batch):
+    cfg = MJXStatesConfig(policy=checkpoint, task=TASK, seeds=len(SEEDS), split="test", horizon=3)
+    line = evaluate_checkpoint(cfg, lambda task: batch)
+    assert [env.variation.split for env in batch.envs] == ["test", "test"]
+    options = [{"variation_split": "test"}] * len(SEEDS)
+    policy = BatchedStatePolicy(VLAPolicy.from_pretrained(checkpoint), TASK, SEEDS)
+    direct = evaluate_states(batch, policy, SEEDS, options, horizon=3)
+    wins = int(direct.success.sum())
+    assert line.startswith(f"{TASK}: {wins}/2 = {50.0 * wins:.1f}% [")
+    assert f"test variations, seeds {SEEDS[0]}..{SEEDS[1]}, robot state only" in line
+    assert line.endswith(f"mean length {direct.length.mean():.0f} of 3 steps")
+
+
+def test_a_policy_trained_with_the_props_poses_gets_them(env_batch, tmp_path):
+    with_props = env_batch(TASK, dataclasses.replace(CFG, task_state=True), len(SEEDS))
+    spec = with_props.envs[0].contract
+    checkpoint = str(tiny(spec, state_only=True).save_pretrained(tmp_path / "props"))
+    assert BatchedStatePolicy(VLAPolicy.from_pretrained(checkpoint), TASK, SEEDS).task_state
+    cfg = MJXStatesConfig(policy=checkpoint, task=TASK, seeds=len(SEEDS), horizon=2)
+    assert "privileged task state" in evaluate_checkpoint(cfg, lambda task: with_props)
+    assert with_props.observed[0][0].shape == (15 + 21,)
+    poses = [f"block{i}_{field}" for i in range(3) for field in POSE_FIELDS]  # pick_and_lift's props
+    blocks = dataclasses.replace(spec, state_names=(*spec.state_names[:15], *poses))
+    with pytest.raises(ContractError, match=r"poses of \['block0', 'block1', 'block2'\]; .* \['sphere0', 'sphere1'"):
+        BatchedStatePolicy(tiny(blocks, state_only=True), TASK, SEEDS)

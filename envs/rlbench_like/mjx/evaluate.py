@@ -4,11 +4,12 @@ called once per control step for the whole batch on the CPU env's state vectors 
 The state vector is the CPU env's observation `state` (arm.py STATE_NAMES: tcp pose, gripper opening,
 the seven joint positions), made by the CPU Arm's own `state()` from each environment's row of the
 batch's snapshot copied into a CPU MjData (experts.py's view), so a policy reads on MJX what it reads on
-the CPU env. Episodes end as evaluation ends them (eval/worker.py): at the first step the task succeeds,
-or at the horizon. Environments whose episode has ended hold still (no motion, their last gripper
-command) until every one has, and the policy's actions for them are ignored, so the policy always sees
-the whole batch (static shapes: a jitted policy compiles once). Actions are clipped to the action
-bounds, as the CPU env clips them.
+the CPU env. With `task_state=True` every prop's pose follows, as `env.task_state=true` appends it
+there (task_state.py): the suite's state is otherwise the robot's alone. Episodes end as evaluation
+ends them (eval/worker.py): at the first step the task succeeds, or at the horizon. Environments
+whose episode has ended hold still (no motion, their last gripper command) until every one has, and
+the policy's actions for them are ignored, so the policy always sees the whole batch (static shapes: a
+jitted policy compiles once). Actions are clipped to the action bounds, as the CPU env clips them.
 
 A polyact checkpoint is evaluated here through its adapter, eval/mjx_states.py (envs may not import
 policies: tests/architecture): a policy trained with `policy.state_only=true` reads the state and the
@@ -29,6 +30,7 @@ import numpy as np
 from polyact.envs.rlbench_like.arm import action_spec
 from polyact.envs.rlbench_like.env import DEFAULT_MAX_STEPS
 from polyact.envs.rlbench_like.mjx.experts import Batch, PrivilegedView
+from polyact.envs.rlbench_like.task_state import TaskState
 from polyact.errors import ContractError
 
 # (N, S) float32 states and N instructions -> (N, A) actions of the `default` action mode
@@ -46,16 +48,21 @@ class StatePolicyRun:
 
 
 class SnapshotStates:
-    """The CPU env's state vectors of a batch, (N, S) float32, from its snapshot (MJXBatch.snapshot)."""
+    """The CPU env's state vectors of a batch, (N, S) float32, from its snapshot (MJXBatch.snapshot);
+    with `task_state`, those of `env.task_state=true`."""
 
-    def __init__(self, model: mujoco.MjModel):
+    def __init__(self, model: mujoco.MjModel, task_state: bool = False):
         self._view = PrivilegedView(model)
+        self._task_state = TaskState(model) if task_state else None
 
     def __call__(self, snap: dict[str, np.ndarray]) -> np.ndarray:
         rows = []
         for i in range(len(snap["qpos"])):
             self._view.load(snap, i)
-            rows.append(self._view.arm.state())  # what RLBenchLikeEnv._proprio returns in the default mode
+            row = self._view.arm.state()  # what RLBenchLikeEnv._proprio returns in the default mode
+            if self._task_state is not None:
+                row = np.concatenate([row, self._task_state(self._view.data)])
+            rows.append(row)
         return np.stack(rows)
 
 
@@ -80,14 +87,16 @@ def evaluate_states(
     seeds: Sequence[int],
     options: Sequence[dict[str, Any]] | None = None,
     horizon: int = DEFAULT_MAX_STEPS,
+    task_state: bool = False,
 ) -> StatePolicyRun:
     """One episode of `policy` per seed (options per environment: `variation` or `variation_split`), all
-    stepped together by `batch` for at most `horizon` control steps."""
+    stepped together by `batch` for at most `horizon` control steps; `task_state`: the states carry the
+    props' poses (SnapshotStates)."""
     if horizon < 1:
         raise ValueError(f"horizon must be >= 1 control step, got {horizon}")
     n = len(seeds)
     instructions = batch.reset(seeds, options)
-    states = SnapshotStates(batch.model)
+    states = SnapshotStates(batch.model, task_state)
     spec = action_spec("default", None)
     low, high = np.float32(spec.low), np.float32(spec.high)
     success = np.zeros(n, bool)
