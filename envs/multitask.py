@@ -78,11 +78,16 @@ class MultiTaskEnv(gym.Env):
         if task not in self.tasks:
             raise unknown_name(f"task of {self._cfg.tasks}", task, self.tasks)
         env = make_env(task, self._cfg)
-        if self._envs and (env.observation_space != self.observation_space or env.action_space != self.action_space):
-            env.close()
-            raise ContractError(
-                f"{task} observes or acts differently from {self.tasks[0]}; one MultiTaskEnv needs one contract"
-            )
+        if self._envs:  # every env kept has the first one's contract, so the current one stands for it
+            differs = env.observation_space != self.observation_space or env.action_space != self.action_space
+            state = env.contract.state_names != self.current.contract.state_names  # env.task_state: other props
+            if differs or state:
+                env.close()
+                raise ContractError(
+                    f"{task} observes or acts differently from {self.current.task}"
+                    + (" (its state names other values)" if state else "")
+                    + "; one MultiTaskEnv needs one contract"
+                )
         self._envs[task] = env
         while len(self._envs) > self._max_envs:
             _, oldest = self._envs.popitem(last=False)

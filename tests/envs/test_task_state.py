@@ -10,6 +10,9 @@ What each test guards:
 - test_the_keyframe_mode_counts_after_the_props: the keyframe env's names end with the props' then
   `keyframes_done`, the order `keyframe_spec` gives a dense dataset's spec and `keyframe_transitions`
   writes its states.
+- test_tasks_with_other_props_do_not_share_a_multitask_env: pick_and_lift and reach_target both have
+  three props (21 values) but not the same ones, so switching between them is refused; without the
+  task state they share one.
 - test_task_state_is_opt_in_recorded_and_named_in_tables: off by default and absent from the identity
   (earlier datasets still resume); on, recorded; refused for Meta-World, naming the suite that has it;
   evaluation tables call it privileged.
@@ -21,6 +24,7 @@ import numpy as np
 import pytest
 
 from polyact.envs.config import EnvConfig
+from polyact.envs.multitask import MultiTaskEnv
 from polyact.envs.rlbench_like import TASKS
 from polyact.envs.rlbench_like.arm import STATE_NAMES
 from polyact.envs.rlbench_like.env import RLBenchLikeEnv
@@ -29,7 +33,7 @@ from polyact.envs.rlbench_like.keyframe_actions import keyframe_spec, keyframe_t
 from polyact.envs.rlbench_like.mjx.model import SUPPORTED_TASKS, mjx_model
 from polyact.envs.rlbench_like.scene import build_model
 from polyact.envs.rlbench_like.task_state import TaskState
-from polyact.errors import ConfigError
+from polyact.errors import ConfigError, ContractError
 from polyact.eval.config import EvalConfig
 
 ROBOT = len(STATE_NAMES)
@@ -104,6 +108,20 @@ def test_the_keyframe_mode_counts_after_the_props():
     finally:
         dense.close()
         keyframe.close()
+
+
+def test_tasks_with_other_props_do_not_share_a_multitask_env():
+    both = MultiTaskEnv(_config("RLB-test"))
+    plain = MultiTaskEnv(EnvConfig(tasks="RLB-test", cameras=["front"], height=8, width=8))
+    try:
+        assert both.current.task == "pick_and_lift"
+        with pytest.raises(ContractError, match="reach_target observes .* from pick_and_lift .its state names other"):
+            both.reset(seed=0, options={"task": "reach_target"})
+        plain.reset(seed=0, options={"task": "reach_target"})
+        assert plain.current.task == "reach_target"
+    finally:
+        both.close()
+        plain.close()
 
 
 def test_task_state_is_opt_in_recorded_and_named_in_tables():
