@@ -2,7 +2,7 @@
 rlbench_like task stepped together by envs/rlbench_like/mjx/evaluate.py, one policy forward for the
 whole batch at each re-plan.
 
-    python -m polyact.eval.mjx_states policy=runs/state/policy task=reach_target seeds=64
+    python -m polyact.eval.mjx_states policy=runs/state/policy task=reach_target seeds=64 [out=episodes.json]
 
 `BatchedStatePolicy` is evaluate_states' StatePolicy of a checkpoint: it runs the policy through
 ChunkRunner, as `polyact eval` does (trained.py), so history, chunk execution (re-plan every k steps
@@ -15,9 +15,12 @@ not import policies (docs/architecture.md).
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -101,7 +104,9 @@ def _props(state_names: Sequence[str]) -> list[str]:
 @dataclass
 class MJXStatesConfig:
     """`python -m polyact.eval.mjx_states`: one episode per seed EVAL_SEED_BASE + 0 .. seeds-1 of `task`,
-    all stepped together on MJX, for at most `horizon` control steps (0: the checkpoint's episode length)."""
+    all stepped together on MJX, for at most `horizon` control steps (0: the checkpoint's episode length).
+    `out`: a JSON file for each seed's success, episode length and instruction (to set beside `polyact
+    eval`'s episodes.jsonl, whose seeds are the same)."""
 
     policy: str = ""
     task: str = "reach_target"
@@ -109,6 +114,7 @@ class MJXStatesConfig:
     split: str = "train"  # variations: "train" as `polyact eval`, "test" as its -novel task sets, or "all"
     horizon: int = 0
     device: str = "cpu"  # where the policy runs; MJX runs on JAX's default device
+    out: str = ""
 
     def __post_init__(self) -> None:
         if not self.policy:
@@ -135,12 +141,23 @@ def evaluate_checkpoint(cfg: MJXStatesConfig, make_batch: Callable[[str], Batch]
     run = evaluate_states(make_batch(cfg.task), batched, seeds, options, horizon, task_state=batched.task_state)
     wins = int(run.success.sum())
     low, high = wilson_interval(wins, len(seeds))
+    if cfg.out:
+        episodes = {"seed": seeds, "success": run.success.tolist(), "length": run.length.tolist()}
+        _write_json(Path(cfg.out), {"task": cfg.task, "split": cfg.split, **episodes, "instruction": run.instructions})
     return (
         f"{cfg.task}: {wins}/{len(seeds)} = {100 * wins / len(seeds):.1f}% [{100 * low:.1f}, {100 * high:.1f}] "
         f"(Wilson 95%), {cfg.split} variations, seeds {seeds[0]}..{seeds[-1]}, "
         f"{'privileged task state' if batched.task_state else 'robot state only'}, mean length "
         f"{run.length.mean():.0f} of {horizon} steps"
     )
+
+
+def _write_json(path: Path, content: dict[str, Any]) -> None:
+    """Written whole or not at all: a killed run leaves no half file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(content, indent=1) + "\n")
+    os.replace(partial, path)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

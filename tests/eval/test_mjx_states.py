@@ -13,7 +13,7 @@ What each test guards:
   another size, and states of the wrong shape are refused with what is wrong.
 - test_the_command_line_evaluation_is_evaluate_states_on_its_seeds: `evaluate_checkpoint` (main without
   the MJXBatch) reports the successes and episode lengths evaluate_states gives the checkpoint on
-  `polyact eval`'s seeds and the asked split's variations.
+  `polyact eval`'s seeds and the asked split's variations, and writes them per seed to `out`.
 - test_a_policy_trained_with_the_props_poses_gets_them: a checkpoint of env.task_state=true states is
   run on states with the props' poses (36-D for reach_target) and said to be privileged; one trained on
   another task's props is refused, naming both.
@@ -22,6 +22,7 @@ What each test guards:
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -106,8 +107,9 @@ def test_a_policy_that_needs_more_than_the_state_is_refused(spec, checkpoint):
         policy(np.zeros((3, 15), np.float32), ["reach"] * 3)
 
 
-def test_the_command_line_evaluation_is_evaluate_states_on_its_seeds(checkpoint, batch):
-    cfg = MJXStatesConfig(policy=checkpoint, task=TASK, seeds=len(SEEDS), split="test", horizon=3)
+def test_the_command_line_evaluation_is_evaluate_states_on_its_seeds(checkpoint, batch, tmp_path):
+    out = tmp_path / "runs" / "episodes.json"
+    cfg = MJXStatesConfig(policy=checkpoint, task=TASK, seeds=len(SEEDS), split="test", horizon=3, out=str(out))
     line = evaluate_checkpoint(cfg, lambda task: batch)
     assert [env.variation.split for env in batch.envs] == ["test", "test"]
     options = [{"variation_split": "test"}] * len(SEEDS)
@@ -117,6 +119,10 @@ def test_the_command_line_evaluation_is_evaluate_states_on_its_seeds(checkpoint,
     assert line.startswith(f"{TASK}: {wins}/2 = {50.0 * wins:.1f}% [")
     assert f"test variations, seeds {SEEDS[0]}..{SEEDS[1]}, robot state only" in line
     assert line.endswith(f"mean length {direct.length.mean():.0f} of 3 steps")
+    episodes = json.loads(out.read_text())
+    assert episodes["seed"] == list(SEEDS) and episodes["split"] == "test"
+    assert episodes["success"] == direct.success.tolist() and episodes["length"] == direct.length.tolist()
+    assert episodes["instruction"] == direct.instructions and not list(out.parent.glob("*.partial"))
 
 
 def test_a_policy_trained_with_the_props_poses_gets_them(env_batch, tmp_path):
