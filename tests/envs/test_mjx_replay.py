@@ -16,6 +16,9 @@ What each test guards:
   seed's rebuilt scene (its welded props checked against MJX's mocap poses) and show the arm where MJX put it;
   and the experts driven through MJX took the actions they take on the CPU (states within MJX_TOLERANCE).
 - test_a_trajectory_from_another_layout_is_refused, test_trajectory_files: loud failures, the file format.
+- test_the_experts_command_tallies_the_variations_the_cpu_env_draws: MJXBatch.layout (what the experts'
+  command reads each seed's variation from) draws the CPU env's variation for every seed of either
+  split, and solved_by_variation counts them in index order.
 
     python -m polyact.envs.rlbench_like.mjx.experts --task reach_target --seeds 2 --max-steps 8 \\
         --out tests/envs/golden/mjx_reach_target.npz
@@ -34,10 +37,10 @@ from polyact.collect import record_episode
 from polyact.envs.config import EnvConfig
 from polyact.envs.rlbench_like import TASKS
 from polyact.envs.rlbench_like.arm import STATE_NAMES, Arm
-from polyact.envs.rlbench_like.env import SETTLE_STEPS
+from polyact.envs.rlbench_like.env import SETTLE_STEPS, RLBenchLikeEnv
 from polyact.envs.rlbench_like.experts import ScriptedExpert
 from polyact.envs.rlbench_like.mjx.batch import MJXBatch
-from polyact.envs.rlbench_like.mjx.experts import run_experts
+from polyact.envs.rlbench_like.mjx.experts import run_experts, solved_by_variation
 from polyact.envs.rlbench_like.mjx.replay import ReplayEnv, replay_trajectories
 from polyact.envs.rlbench_like.mjx.trajectory import (
     StateTrajectory,
@@ -213,3 +216,21 @@ def test_trajectory_files(direct, tmp_path):
         load_trajectories(tmp_path / "other.npz")
     with pytest.raises(ValueError, match="qvel has"):
         replace(trajectory, qvel=trajectory.qvel[:-1])
+
+
+def test_the_experts_command_tallies_the_variations_the_cpu_env_draws():
+    task = "slide_block_to_color_target"
+    layouts = MJXBatch(TASKS[task]())
+    env = RLBenchLikeEnv(TASKS[task](), EnvConfig(tasks=task, cameras=["front"], height=8, width=8))
+    try:
+        for split in ("train", "test"):
+            options = {"variation_split": split}
+            drawn = [layouts.layout(seed, options)[0].index for seed in range(12)]
+            for seed, variation in enumerate(drawn):
+                env.reset(seed=seed, options=options)
+                assert env.variation.index == variation, (split, seed)
+            assert {env.variations[v].split for v in drawn} == {split}
+    finally:
+        env.close()
+    assert solved_by_variation([3, 0, 3, 3], [True, False, False, True]) == {0: (0, 1), 3: (2, 3)}
+    assert list(solved_by_variation([5, 1, 2], [True] * 3)) == [1, 2, 5]

@@ -13,6 +13,8 @@ velocities and arm commands (`MJXBatch.snapshot`), which covers the MJX tasks' `
 between its environments, which holds for tasks that keep no episode state in it (the MJX tasks).
 
     python -m polyact.envs.rlbench_like.mjx.experts --task reach_target --seeds 64 --out trajectories.npz
+
+It prints the seeds solved and, per variation the seeds drew, how many of them the expert solved.
 """
 
 from __future__ import annotations
@@ -156,6 +158,16 @@ def run_experts(
     return ExpertRun(np.array([t.success for t in trajectories]), trajectories)
 
 
+def solved_by_variation(variations: Sequence[int], success: Sequence[bool]) -> dict[int, tuple[int, int]]:
+    """{variation index: (seeds solved, seeds drawn)}, in index order: a variation no seed solved is
+    one the expert cannot do (or no seed drew it, then it is absent)."""
+    tally: dict[int, tuple[int, int]] = {}
+    for variation, ok in zip(variations, success, strict=True):
+        solved, drawn = tally.get(int(variation), (0, 0))
+        tally[int(variation)] = (solved + bool(ok), drawn + 1)
+    return dict(sorted(tally.items()))
+
+
 def main() -> None:
     from polyact.envs.rlbench_like import TASKS
     from polyact.envs.rlbench_like.mjx.batch import MJXBatch
@@ -169,17 +181,17 @@ def main() -> None:
     parser.add_argument("--out", default="", help="save the trajectories here (.npz), for replay.py")
     args = parser.parse_args()
     start = time.perf_counter()
-    run = run_experts(
-        MJXBatch(TASKS[args.task]()),
-        range(args.seeds),
-        [{"variation_split": args.split}] * args.seeds,
-        args.max_steps,
-    )
+    batch = MJXBatch(TASKS[args.task]())
+    options = [{"variation_split": args.split}] * args.seeds
+    run = run_experts(batch, range(args.seeds), options, args.max_steps)
     steps = max(len(t.actions) for t in run.trajectories)
     print(
         f"{args.task}: {int(run.success.sum())}/{args.seeds} seeds succeeded ({args.split} variations), "
         f"{steps} batched steps, {time.perf_counter() - start:.0f} s with the compile"
     )
+    drawn = [batch.layout(seed, o)[0].index for seed, o in zip(range(args.seeds), options, strict=True)]
+    tally = solved_by_variation(drawn, run.success)
+    print("variation (solved/drawn): " + ", ".join(f"{v} {ok}/{n}" for v, (ok, n) in tally.items()))
     if args.out:
         save_trajectories(args.out, run.trajectories)
         print(f"trajectories in {args.out}")
