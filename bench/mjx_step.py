@@ -51,27 +51,36 @@ def cpu_steps_per_second(batch: MJXBatch, n: int, steps: int) -> float:
 
 
 class CompileClock:
-    """Seconds jax spends tracing, lowering and compiling while it is entered, from jax's own events."""
+    """Seconds jax spends tracing, lowering and compiling while it is entered, from jax's own events.
+    jax < 0.7 cannot unregister a listener, so one listener serves the process and counts for the clocks
+    entered at the time."""
 
     EVENTS = (
         "/jax/core/compile/jaxpr_trace_duration",
         "/jax/core/compile/jaxpr_to_mlir_module_duration",
         "/jax/core/compile/backend_compile_duration",
     )
+    _entered: list[CompileClock] = []
+    _listening = False
 
     def __init__(self) -> None:
         self.seconds = 0.0
 
-    def __call__(self, event: str, duration: float, **_: object) -> None:
-        if event in self.EVENTS:
-            self.seconds += duration
+    @classmethod
+    def _listen(cls, event: str, duration: float, **_: object) -> None:
+        if event in cls.EVENTS:
+            for clock in cls._entered:
+                clock.seconds += duration
 
     def __enter__(self) -> CompileClock:
-        jax.monitoring.register_event_duration_secs_listener(self)
+        if not CompileClock._listening:
+            jax.monitoring.register_event_duration_secs_listener(CompileClock._listen)
+            CompileClock._listening = True
+        CompileClock._entered.append(self)
         return self
 
     def __exit__(self, *_: object) -> None:
-        jax.monitoring.unregister_event_duration_listener(self)
+        CompileClock._entered.remove(self)
 
 
 def mjx_steps_per_second(batch: MJXBatch, n: int, steps: int) -> tuple[float, float, float]:
