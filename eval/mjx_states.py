@@ -15,8 +15,6 @@ not import policies (docs/architecture.md).
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from polyact.atomic import write_json_atomic
 from polyact.contract import EnvSpec, PolicyRequirements, check_compatible
 from polyact.envs.config import EVAL_SEED_BASE
 from polyact.envs.rlbench_like.arm import CONTROL_HZ, STATE_NAMES, action_spec
@@ -143,21 +142,15 @@ def evaluate_checkpoint(cfg: MJXStatesConfig, make_batch: Callable[[str], Batch]
     low, high = wilson_interval(wins, len(seeds))
     if cfg.out:
         episodes = {"seed": seeds, "success": run.success.tolist(), "length": run.length.tolist()}
-        _write_json(Path(cfg.out), {"task": cfg.task, "split": cfg.split, **episodes, "instruction": run.instructions})
+        out = Path(cfg.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(out, {"task": cfg.task, "split": cfg.split, **episodes, "instruction": run.instructions})
     return (
         f"{cfg.task}: {wins}/{len(seeds)} = {100 * wins / len(seeds):.1f}% [{100 * low:.1f}, {100 * high:.1f}] "
         f"(Wilson 95%), {cfg.split} variations, seeds {seeds[0]}..{seeds[-1]}, "
         f"{'privileged task state' if batched.task_state else 'robot state only'}, mean length "
         f"{run.length.mean():.0f} of {horizon} steps"
     )
-
-
-def _write_json(path: Path, content: dict[str, Any]) -> None:
-    """Written whole or not at all: a killed run leaves no half file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(content, indent=1) + "\n")
-    os.replace(partial, path)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
