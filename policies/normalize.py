@@ -18,6 +18,13 @@ from polyact.errors import ConfigError
 
 # what each mode reads
 _MODE_KEYS = {"q01_q99": ("q01", "q99"), "min_max": ("min", "max"), "mean_std": ("mean", "std")}
+# The smallest std a `mean_std` feature is scaled by (robomimic adds the same 1e-3 to its observation
+# stds). A dimension that barely varies in the demonstrations otherwise turns differences far below any
+# sensor's noise into many standard deviations: a resting block's height varies by 1e-5 m across
+# pick_and_lift's demos, and MJX's contacts rest it 1e-4 m higher than CPU MuJoCo's, 10 std that a
+# state policy answered by never starting to move. 1e-3 is a millimetre, a milliradian, or 0.1% of a
+# gripper's travel: far below what the demonstrations vary by, far above two simulators' disagreement.
+MIN_STD = 1e-3
 
 
 class MissingStatisticError(ConfigError):
@@ -33,7 +40,9 @@ class Normalizer(nn.Module):
 
     Modes: `q01_q99` (OpenVLA's BOUNDS_Q99: `clip(2(x-q01)/(q99-q01)-1, -1, 1)`, dimensions with
     q01 == q99 map to 0, prismatic/vla/datasets/rlds/utils/data_utils.py), `min_max` (the same with
-    min/max) and `mean_std` (z-score; a zero std leaves the dimension centred but unscaled).
+    min/max) and `mean_std` (z-score with the std at least MIN_STD, floored as the statistics are
+    loaded so that the buffers hold what is used; checkpoints saved before the floor keep their stds,
+    and a std below 1e-6 in them leaves the dimension centred but unscaled).
     """
 
     def __init__(self, modes: Mapping[str, str], shapes: Mapping[str, tuple[int, ...]]):
@@ -66,6 +75,8 @@ class Normalizer(nn.Module):
                     )
                 if not torch.isfinite(value).all():
                     raise ConfigError(f"statistic {feature}/{key} has non-finite values: {value.tolist()}")
+                if key == "std":
+                    value = value.clamp(min=MIN_STD)
                 buf.copy_(value.reshape(buf.shape))
 
     def stat(self, feature: str, key: str) -> torch.Tensor:
