@@ -250,6 +250,9 @@ class PolicyConfig:
     depth: int = 0  # trunk layers (0: size's)
     attention_heads: int = 0  # (0: size's)
     dropout: float = 0.0
+    # std of Gaussian noise added to the normalised state in training (noise injection against
+    # compounding error: a closed loop feeds the policy states a little off the demonstrations'); 0 = off
+    state_noise: float = 0.0
     action_normalization: str = "q01_q99"  # "q01_q99" (OpenVLA bounds) or "min_max"
     # "head": the head predicts all of the action; "heatmap": x, y, z (world frame) come from per-camera
     # heatmaps (heatmap.py, RVT's idea; keyframe actions), the head predicts the rest
@@ -293,6 +296,8 @@ class PolicyConfig:
         resolved = self.resolved()
         if resolved.width % resolved.attention_heads:
             raise ConfigError(f"width {resolved.width} is not divisible by attention_heads {resolved.attention_heads}")
+        if self.state_noise < 0:
+            raise ConfigError(f"state_noise is a std in normalised units, >= 0 (0 = off); got {self.state_noise}")
         if self.future_frames < 0 or self.future_weight < 0:
             raise ConfigError(
                 f"future_frames and future_weight must be >= 0, got {self.future_frames} and {self.future_weight}"
@@ -322,6 +327,7 @@ class PolicyConfig:
             "translation": (self.translation, "head"),
             "subgoal_conditioning": (self.subgoal_conditioning, "none"),
             "future_frames": (self.future_frames, 0),
+            "state_noise": (self.state_noise, 0.0),
             "vlm.expert_layers": (self.vlm.expert_layers, self.vlm.expert_layers if expert else "all"),
         }
         wrong = {k: v for k, (v, ok) in unsupported.items() if v != ok}
@@ -330,7 +336,7 @@ class PolicyConfig:
                 "policy.backbone=vlm supports head.name=uniform_bins with decoding=autoregressive (OpenVLA's action "
                 "tokens), head.name=adaptive_grid (SpatialVLA's) or head.name=flow|diffusion|l1 (pi0's action "
                 "expert, which alone reads vlm.expert_layers), temperature=0 (greedy), history=1, translation=head, "
-                f"no sub-goals and no future frames; got {wrong}"
+                f"no sub-goals, no future frames and no state noise; got {wrong}"
             )
 
     def _check_state_only(self) -> None:

@@ -259,6 +259,8 @@ class VLAPolicy(nn.Module):
             if view is not None:
                 views.append(view)
         state = self.normalizer.normalize("state", self._get(batch, "obs/state").float())
+        if self.training and cfg.state_noise:
+            state = state + cfg.state_noise * torch.randn(state.shape, generator=generator, device=state.device)
         parts.append(self.state_proj(state) + self.step_embed + self.type_embed[2])
         pads.append(obs_pad)
         if self.goal_proj is not None:

@@ -7,6 +7,8 @@ What each test guards:
   with no image in it, and loads from its directory with the same weights and the same chunks.
 - test_the_trunk_reads_the_state_and_no_image: its chunks change with the state and not with images a
   batch happens to carry.
+- test_state_noise_perturbs_training_only: policy.state_noise adds noise to the normalised state in
+  training, drawn from the step's generator (same seed, same loss), and never at inference.
 - test_settings_that_need_images_are_refused: cameras, depth, a VLM backbone or heatmap translation
   with state_only=true name themselves in the error, also from the command line's overrides; a
   complete state-only config passes check_complete.
@@ -69,6 +71,27 @@ def test_the_trunk_reads_the_state_and_no_image(synthetic):
     np.testing.assert_array_equal(policy.predict_chunk(with_images), policy.predict_chunk(without))
     moved = {**without, "obs/state": without["obs/state"] + 1.0}
     assert not np.allclose(policy.predict_chunk(moved), policy.predict_chunk(without))
+
+
+def test_state_noise_perturbs_training_only(synthetic):
+    spec = synthetic["spec"]()
+    batch = state_batch(synthetic, spec)
+    clean = synthetic["policy"]("l1", spec, state_only=True)
+    noisy = synthetic["policy"]("l1", spec, state_only=True, state_noise=0.5)
+    noisy.load_state_dict(clean.state_dict())
+
+    def loss(policy, seed):
+        return policy.compute_loss(batch, generator=torch.Generator().manual_seed(seed))[0].item()
+
+    assert loss(noisy, 0) == loss(noisy, 0)
+    assert loss(noisy, 0) != loss(noisy, 1)
+    assert loss(clean, 0) == loss(clean, 1)
+    np.testing.assert_array_equal(clean.eval().predict_chunk(batch), noisy.eval().predict_chunk(batch))
+    assert loss(noisy, 0) == loss(clean, 0)  # in eval mode the noise is off
+    with pytest.raises(ConfigError, match="state_noise is a std in normalised units, >= 0"):
+        PolicyConfig(state_noise=-0.1)
+    with pytest.raises(ConfigError, match="'state_noise': 0.1"):
+        PolicyConfig(backbone="vlm", vlm={"path": "x"}, head={"name": "flow"}, state_noise=0.1)
 
 
 def test_settings_that_need_images_are_refused(synthetic):
