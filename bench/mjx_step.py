@@ -9,6 +9,10 @@ the same reset seeds, without rendering.
 
     python -m polyact.bench.mjx_step [--task reach_target] [--sizes 1 16 256] [--steps 5]
     python -m polyact.bench.mjx_step --sizes 1024 2048 4096 --steps 2   # the large batches (minutes each)
+
+pick_and_lift at several sizes in one process needs `sysctl -w vm.max_map_count=262144` on a CPU: its
+unfused programs map about 38,000 memory sections per size, and at Linux's default 65,530 the second
+size's compile aborts ("LLVM compilation error: Cannot allocate memory"; bench/README.md).
 """
 
 from __future__ import annotations
