@@ -21,9 +21,10 @@ _MODE_KEYS = {"q01_q99": ("q01", "q99"), "min_max": ("min", "max"), "mean_std": 
 # The smallest std a `mean_std` feature is scaled by (robomimic adds the same 1e-3 to its observation
 # stds). A dimension that barely varies in the demonstrations otherwise turns differences far below any
 # sensor's noise into many standard deviations: a resting block's height varies by 1e-5 m across
-# pick_and_lift's demos, and MJX's contacts rest it 1e-4 m higher than CPU MuJoCo's, 10 std that a
-# state policy answered by never starting to move. 1e-3 is a millimetre, a milliradian, or 0.1% of a
-# gripper's travel: far below what the demonstrations vary by, far above two simulators' disagreement.
+# pick_and_lift's demos, and MJX's contacts rest it 1e-4 m higher than CPU MuJoCo's: 10 std, part of
+# why a state policy never set off on MJX (docs/rlbench_like.md). 1e-3 is a millimetre, a milliradian,
+# or 0.1% of a gripper's travel: far below what the demonstrations vary by, far above two simulators'
+# disagreement.
 MIN_STD = 1e-3
 
 
